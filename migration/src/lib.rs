@@ -1,0 +1,22 @@
+//! The database schema of giftcodes, as ordered migrations (MySQL 8.0 / Aurora, MariaDB, SQLite).
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_create_campaigns;
+mod m20261122_000002_create_code_batches;
+mod m20261122_000003_create_codes;
+mod m20261122_000004_create_campaign_day_counters;
+
+/// Every migration of the service, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261122_000001_create_campaigns::Migration),
+            Box::new(m20261122_000002_create_code_batches::Migration),
+            Box::new(m20261122_000003_create_codes::Migration),
+            Box::new(m20261122_000004_create_campaign_day_counters::Migration),
+        ]
+    }
+}

@@ -1,0 +1,241 @@
+//! Operator routes for campaigns: create, read with stock, change.
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use entity::campaigns;
+use poem::web::Data;
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::types::MaybeUndefined;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use uuid::Uuid;
+
+use super::{AdminAuth, ApiTags, AppState};
+use crate::domain::{CampaignName, CampaignTimeZone, DailyLimit, local_day};
+use crate::error::{ApiResult, AppError};
+use crate::store;
+
+/// A campaign to create.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct NewCampaignRequest {
+    /// Display name, 1..=200 characters.
+    pub name: String,
+    /// Most codes issued per local day (0..=1,000,000,000); omitted or null: no limit.
+    pub daily_limit: Option<i64>,
+    /// IANA time zone whose midnight starts a new day for the daily limit; default `UTC`.
+    pub time_zone: Option<String>,
+    /// Claims are refused before this instant (RFC 3339); omitted: open at once.
+    pub starts_at: Option<DateTime<Utc>>,
+    /// Claims are refused from this instant on (RFC 3339); omitted: open-ended.
+    pub ends_at: Option<DateTime<Utc>>,
+}
+
+/// Changes to a campaign; omitted fields stay as they are.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct CampaignPatch {
+    /// New daily limit; `null` removes the limit.
+    pub daily_limit: MaybeUndefined<i64>,
+    /// New end instant (RFC 3339); `null` makes the campaign open-ended.
+    pub ends_at: MaybeUndefined<DateTime<Utc>>,
+    /// Whether claims are accepted at all.
+    pub active: Option<bool>,
+}
+
+/// A campaign with its stock.
+#[derive(Debug, Object)]
+pub struct Campaign {
+    /// Campaign id.
+    pub id: Uuid,
+    /// Display name.
+    pub name: String,
+    /// Most codes issued per local day; null: no limit.
+    pub daily_limit: Option<i32>,
+    /// IANA time zone of the campaign's days.
+    pub time_zone: String,
+    /// Claims are refused before this instant.
+    pub starts_at: Option<DateTime<Utc>>,
+    /// Claims are refused from this instant on.
+    pub ends_at: Option<DateTime<Utc>>,
+    /// Whether claims are accepted (subject to `starts_at` / `ends_at`).
+    pub active: bool,
+    /// When the campaign was created.
+    pub created_at: DateTime<Utc>,
+    /// When the campaign was last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Codes that can still be issued.
+    pub available: i64,
+    /// Codes issued so far, all days together.
+    pub issued_total: i64,
+    /// Codes issued on the current local day.
+    pub issued_today: i64,
+    /// Codes that may still be issued today; null when there is no daily limit.
+    pub remaining_today: Option<i64>,
+}
+
+#[derive(ApiResponse)]
+enum CampaignCreated {
+    /// The campaign was created.
+    #[oai(status = 201)]
+    Created(Json<Campaign>),
+}
+
+#[derive(ApiResponse)]
+enum CampaignFound {
+    /// The campaign and its stock.
+    #[oai(status = 200)]
+    Ok(Json<Campaign>),
+}
+
+pub struct CampaignsApi;
+
+#[OpenApi(prefix_path = "/v1/admin/campaigns", tag = "ApiTags::Campaigns")]
+impl CampaignsApi {
+    /// Create a campaign
+    ///
+    /// Creates an active campaign with no codes yet; load codes with the batches route.
+    #[oai(path = "/", method = "post", operation_id = "create_campaign")]
+    async fn create(
+        &self,
+        _auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        body: Json<NewCampaignRequest>,
+    ) -> ApiResult<CampaignCreated> {
+        let new = parse_new_campaign(body.0)?;
+        let now = state.clock.now();
+        let campaign = store::campaigns::insert(&state.db, new, now).await?;
+        Ok(CampaignCreated::Created(Json(
+            view_campaign(&state, campaign).await?,
+        )))
+    }
+
+    /// Read a campaign
+    ///
+    /// The campaign with its stock: available codes, codes issued in all and today, and what
+    /// today's limit still allows.
+    #[oai(path = "/:campaign_id", method = "get", operation_id = "get_campaign")]
+    async fn get(
+        &self,
+        _auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        /// Campaign id.
+        campaign_id: Path<Uuid>,
+    ) -> ApiResult<CampaignFound> {
+        let campaign = find_campaign(&state, campaign_id.0).await?;
+        Ok(CampaignFound::Ok(Json(
+            view_campaign(&state, campaign).await?,
+        )))
+    }
+
+    /// Change a campaign
+    ///
+    /// Changes the daily limit, the end instant or the active flag. A lower limit takes effect
+    /// for the next claims; codes already issued stay issued.
+    #[oai(
+        path = "/:campaign_id",
+        method = "patch",
+        operation_id = "update_campaign"
+    )]
+    async fn update(
+        &self,
+        _auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        /// Campaign id.
+        campaign_id: Path<Uuid>,
+        body: Json<CampaignPatch>,
+    ) -> ApiResult<CampaignFound> {
+        let changes = parse_patch(body.0)?;
+        let current = find_campaign(&state, campaign_id.0).await?;
+        if let (Some(starts), Some(Some(ends))) = (current.starts_at, changes.ends_at)
+            && ends <= starts
+        {
+            return Err(invalid("ends_at must be after starts_at").into());
+        }
+        let now = state.clock.now();
+        let campaign = store::campaigns::update(&state.db, current, changes, now).await?;
+        Ok(CampaignFound::Ok(Json(
+            view_campaign(&state, campaign).await?,
+        )))
+    }
+}
+
+fn invalid(message: impl Into<String>) -> AppError {
+    AppError::InvalidRequest(message.into())
+}
+
+fn parse_new_campaign(body: NewCampaignRequest) -> Result<store::campaigns::NewCampaign, AppError> {
+    if let (Some(starts), Some(ends)) = (body.starts_at, body.ends_at)
+        && ends <= starts
+    {
+        return Err(invalid("ends_at must be after starts_at"));
+    }
+    Ok(store::campaigns::NewCampaign {
+        name: CampaignName::parse(&body.name).map_err(invalid)?,
+        daily_limit: body
+            .daily_limit
+            .map(DailyLimit::parse)
+            .transpose()
+            .map_err(invalid)?,
+        time_zone: CampaignTimeZone::parse(body.time_zone.as_deref().unwrap_or("UTC"))
+            .map_err(invalid)?,
+        starts_at: body.starts_at,
+        ends_at: body.ends_at,
+    })
+}
+
+fn parse_patch(body: CampaignPatch) -> Result<store::campaigns::CampaignChanges, AppError> {
+    let daily_limit = match body.daily_limit {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(limit) => Some(Some(DailyLimit::parse(limit).map_err(invalid)?)),
+    };
+    let ends_at = match body.ends_at {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(ends) => Some(Some(ends)),
+    };
+    Ok(store::campaigns::CampaignChanges {
+        daily_limit,
+        ends_at,
+        active: body.active,
+    })
+}
+
+/// The campaign `id`, or 404 `campaign_not_found`.
+pub(super) async fn find_campaign(
+    state: &AppState,
+    id: Uuid,
+) -> Result<campaigns::Model, AppError> {
+    store::campaigns::find(&state.db, id)
+        .await?
+        .ok_or(AppError::CampaignNotFound)
+}
+
+async fn view_campaign(state: &AppState, campaign: campaigns::Model) -> Result<Campaign, AppError> {
+    let tz = CampaignTimeZone::parse(&campaign.time_zone).map_err(|err| {
+        tracing::error!(campaign_id = %campaign.id, %err, "stored time zone does not parse");
+        AppError::Internal
+    })?;
+    let today = local_day(state.clock.now(), tz.tz());
+    let counts = store::codes::campaign_status_counts(&state.db, campaign.id).await?;
+    let issued_today = store::counters::issued_on(&state.db, campaign.id, today).await?;
+    let remaining_today = campaign
+        .daily_limit
+        .map(|limit| (i64::from(limit) - issued_today).max(0));
+    Ok(Campaign {
+        id: campaign.id,
+        name: campaign.name,
+        daily_limit: campaign.daily_limit,
+        time_zone: campaign.time_zone,
+        starts_at: campaign.starts_at,
+        ends_at: campaign.ends_at,
+        active: campaign.active,
+        created_at: campaign.created_at,
+        updated_at: campaign.updated_at,
+        available: counts.available,
+        issued_total: counts.issued,
+        issued_today,
+        remaining_today,
+    })
+}

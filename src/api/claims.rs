@@ -1,0 +1,134 @@
+//! Client routes: claim a code for a user, read a user's claim.
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use poem::web::Data;
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use uuid::Uuid;
+
+use super::campaigns::find_campaign;
+use super::{ApiTags, AppState, ClientAuth};
+use crate::claim::{ClaimOutcome, IssuedClaim};
+use crate::domain::UserId;
+use crate::error::{ApiResult, AppError};
+use crate::store::codes::issued_to_users;
+
+/// Who asks for a code.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct ClaimRequest {
+    /// The frontend's id of the user: 1..=128 characters, no control characters, no leading
+    /// or trailing white space. One code per user per campaign.
+    pub user_id: String,
+}
+
+/// A code issued to a user.
+#[derive(Debug, Object)]
+pub struct Claim {
+    /// Id of this claim.
+    pub claim_id: Uuid,
+    /// The campaign.
+    pub campaign_id: Uuid,
+    /// The user it was issued to.
+    pub user_id: String,
+    /// The gift-certificate code.
+    pub code: String,
+    /// When it was issued (UTC, whole seconds).
+    pub issued_at: DateTime<Utc>,
+    /// The local day (campaign time zone) it counts against, `YYYY-MM-DD`.
+    pub day: NaiveDate,
+}
+
+impl From<IssuedClaim> for Claim {
+    fn from(claim: IssuedClaim) -> Self {
+        Self {
+            claim_id: claim.claim_id,
+            campaign_id: claim.campaign_id,
+            user_id: claim.user_id,
+            code: claim.code,
+            issued_at: claim.issued_at,
+            day: claim.day,
+        }
+    }
+}
+
+#[derive(ApiResponse)]
+enum ClaimAnswer {
+    /// A code was issued to the user by this request.
+    #[oai(status = 201)]
+    Created(Json<Claim>),
+    /// The user already had a code: the very same claim, unchanged.
+    #[oai(status = 200)]
+    Replayed(
+        Json<Claim>,
+        /// Always `true`: this answer repeats an earlier claim.
+        #[oai(header = "Idempotent-Replayed")]
+        bool,
+    ),
+}
+
+#[derive(ApiResponse)]
+enum ClaimFound {
+    /// The user's claim.
+    #[oai(status = 200)]
+    Ok(Json<Claim>),
+}
+
+pub struct ClaimsApi;
+
+#[OpenApi(prefix_path = "/v1/campaigns", tag = "ApiTags::Claims")]
+impl ClaimsApi {
+    /// Claim a code
+    ///
+    /// Gives the user one available code of the campaign, answered only after it is committed.
+    /// Asking again (a retry, another instance, concurrently) returns the same claim with 200
+    /// and `Idempotent-Replayed: true`. Refusals: 409 `campaign_inactive`,
+    /// `daily_limit_reached` (with `Retry-After` until local midnight) or `out_of_stock`.
+    #[oai(
+        path = "/:campaign_id/claims",
+        method = "post",
+        operation_id = "claim_code"
+    )]
+    async fn claim(
+        &self,
+        _auth: ClientAuth,
+        state: Data<&Arc<AppState>>,
+        /// Campaign id.
+        campaign_id: Path<Uuid>,
+        body: Json<ClaimRequest>,
+    ) -> ApiResult<ClaimAnswer> {
+        let user = UserId::parse(&body.user_id).map_err(AppError::InvalidRequest)?;
+        Ok(match state.claims.claim(campaign_id.0, user).await? {
+            ClaimOutcome::Issued(claim) => ClaimAnswer::Created(Json(claim.into())),
+            ClaimOutcome::Replayed(claim) => ClaimAnswer::Replayed(Json(claim.into()), true),
+        })
+    }
+
+    /// Read a user's claim
+    ///
+    /// The code the user was issued in this campaign, or 404 `claim_not_found`.
+    #[oai(
+        path = "/:campaign_id/claims/:user_id",
+        method = "get",
+        operation_id = "get_claim"
+    )]
+    async fn get(
+        &self,
+        _auth: ClientAuth,
+        state: Data<&Arc<AppState>>,
+        /// Campaign id.
+        campaign_id: Path<Uuid>,
+        /// The user's id (URL-encoded).
+        user_id: Path<String>,
+    ) -> ApiResult<ClaimFound> {
+        let user = UserId::parse(&user_id.0).map_err(AppError::InvalidRequest)?;
+        find_campaign(&state, campaign_id.0).await?;
+        let found = issued_to_users(&state.db, campaign_id.0, &[user.as_str()]).await?;
+        let row = found.into_iter().next().ok_or(AppError::ClaimNotFound)?;
+        Ok(ClaimFound::Ok(Json(
+            IssuedClaim::from_row(campaign_id.0, row).into(),
+        )))
+    }
+}

@@ -1,0 +1,175 @@
+//! The HTTP API: the route table, the OpenAPI service, authentication and body limits.
+mod batches;
+mod campaigns;
+mod claims;
+mod ops;
+
+use std::sync::Arc;
+
+use poem::http::Method;
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
+use poem_openapi::auth::Bearer;
+use poem_openapi::{OpenApiService, SecurityScheme, Tags};
+use sea_orm::DatabaseConnection;
+use subtle::ConstantTimeEq;
+
+use crate::claim::ClaimEngine;
+use crate::config::Secret;
+use crate::domain::Clock;
+use crate::error::{ApiError, AppError, uniform_error_response};
+
+/// What every handler shares.
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub clock: Arc<dyn Clock>,
+    pub claims: ClaimEngine,
+    pub tokens: AuthTokens,
+    pub max_upload_bytes: u64,
+}
+
+/// The accepted bearer tokens.
+pub struct AuthTokens {
+    pub admin: Secret,
+    pub clients: Vec<Secret>,
+}
+
+/// Compares in constant time for equal lengths (a token's length is not a secret worth hiding).
+fn token_matches(expected: &Secret, given: &str) -> bool {
+    expected.expose().as_bytes().ct_eq(given.as_bytes()).into()
+}
+
+impl AuthTokens {
+    fn admits_admin(&self, given: &str) -> bool {
+        token_matches(&self.admin, given)
+    }
+
+    fn admits_client(&self, given: &str) -> bool {
+        self.clients
+            .iter()
+            .fold(false, |any, token| any | token_matches(token, given))
+    }
+}
+
+#[derive(Tags)]
+enum ApiTags {
+    /// Operators: create and manage campaigns.
+    Campaigns,
+    /// Operators: load and revoke batches of codes.
+    Batches,
+    /// Campaign frontends: claim a code for a user.
+    Claims,
+    /// Liveness and readiness probes.
+    Ops,
+}
+
+/// Operator token: `Authorization: Bearer <GIFTCODES_ADMIN_TOKEN>`.
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", checker = "check_admin")]
+struct AdminAuth(());
+
+async fn check_admin(req: &Request, bearer: Bearer) -> Option<()> {
+    req.data::<Arc<AppState>>()?
+        .tokens
+        .admits_admin(&bearer.token)
+        .then_some(())
+}
+
+/// Client token: `Authorization: Bearer <one of GIFTCODES_CLIENT_TOKENS>`.
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", checker = "check_client")]
+struct ClientAuth(());
+
+async fn check_client(req: &Request, bearer: Bearer) -> Option<()> {
+    req.data::<Arc<AppState>>()?
+        .tokens
+        .admits_client(&bearer.token)
+        .then_some(())
+}
+
+type Apis = (
+    campaigns::CampaignsApi,
+    batches::BatchesApi,
+    claims::ClaimsApi,
+    ops::OpsApi,
+);
+
+fn service() -> OpenApiService<Apis, ()> {
+    OpenApiService::new(
+        (
+            campaigns::CampaignsApi,
+            batches::BatchesApi,
+            claims::ClaimsApi,
+            ops::OpsApi,
+        ),
+        "giftcodes",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "Hands out pre-loaded gift-certificate codes: one per user per campaign, never the \
+         same code twice, never more per local day than the campaign's daily limit. Every \
+         error answers `{\"code\", \"message\"}` with a stable `code`.",
+    )
+}
+
+/// The OpenAPI document as YAML (what `giftcodes openapi` prints and `openapi.yaml` holds).
+pub fn openapi_yaml() -> String {
+    service().spec_yaml()
+}
+
+/// The whole HTTP application.
+pub fn app(
+    state: Arc<AppState>,
+    max_body_bytes: u64,
+) -> impl Endpoint<Output = Response> + 'static {
+    let service = service();
+    let docs = service.swagger_ui();
+    let spec = service.spec_endpoint_yaml();
+    let max_upload_bytes = state.max_upload_bytes;
+    Route::new()
+        .nest("/", service)
+        .nest("/docs", docs)
+        .at("/openapi.yaml", spec)
+        .data(state)
+        .around(move |next, req| limit_body(next, req, max_body_bytes, max_upload_bytes))
+        .catch_all_error(|err| async move { uniform_error_response(err) })
+}
+
+/// Answers 413 `payload_too_large` for bodies over the limit. Batch uploads in text are left to
+/// stream (their handler counts bytes as it reads); every other body is read here, bounded.
+async fn limit_body<E: Endpoint>(
+    next: Arc<E>,
+    mut req: Request,
+    max_body_bytes: u64,
+    max_upload_bytes: u64,
+) -> poem::Result<Response> {
+    let is_upload = req.method() == Method::POST && req.uri().path().ends_with("/batches");
+    let limit = if is_upload {
+        max_upload_bytes
+    } else {
+        max_body_bytes
+    };
+    let too_large = || ApiError::from(AppError::PayloadTooLarge { limit }).into_response();
+    let declared_length = req
+        .header("content-length")
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared_length.is_some_and(|length| length > limit) {
+        return Ok(too_large());
+    }
+    let streams_itself = is_upload
+        && req
+            .content_type()
+            .is_some_and(|ct| ct.starts_with("text/plain") || ct.starts_with("text/csv"));
+    if !streams_itself {
+        match req.take_body().into_bytes_limit(limit as usize).await {
+            Ok(bytes) => req.set_body(bytes),
+            Err(poem::error::ReadBodyError::PayloadTooLarge) => return Ok(too_large()),
+            Err(err) => {
+                return Ok(ApiError::from(AppError::InvalidRequest(format!(
+                    "could not read the request body: {err}"
+                )))
+                .into_response());
+            }
+        }
+    }
+    Ok(next.call(req).await?.into_response())
+}

@@ -1,0 +1,266 @@
+//! The claim path: one code per user, never twice, within an exact daily cap, with concurrent
+//! claims coalesced into few transactions.
+//!
+//! # Shape
+//! Requests go to a bounded queue. A writer task takes whatever is queued (up to
+//! `max_batch`, waiting `linger` for more only if configured, so an idle service adds no delay),
+//! groups it by campaign and runs one issuing transaction per campaign group
+//! ([`batch::claim_for_users`]). Each request is answered only after that transaction has
+//! committed (invariant 5). Repeats of one user inside a batch share one result.
+//!
+//! # Why the cap is exact (shape A of `shared/design/claim-and-cap.md`)
+//! Every issuing transaction ends by changing the campaign-day counter row, and the codes it
+//! marked issued commit together with that change. Writes to one row are serialized by its
+//! row lock and each write sees the latest committed value, so:
+//! * **Fast path** (far from the limit): `UPDATE … SET issued = issued + k WHERE … AND
+//!   issued + k <= limit` is the gate. It either adds the transaction's `k` codes to a value
+//!   that already includes every committed issue of the day and stays within the limit, or it
+//!   changes nothing (affected rows 0) and the transaction rolls back. The row lock is taken
+//!   last, so it is held only through the commit.
+//! * **Exact path** (the gate refused: near the limit, or the day's row does not exist yet):
+//!   create the row if missing (in its own statement: no shared-then-exclusive lock upgrade),
+//!   then in one transaction lock the row `FOR UPDATE`, `COUNT` the day's issued codes (READ
+//!   COMMITTED: the count sees every transaction that passed the gate before us, and any
+//!   transaction still in flight must pass the gate after us), issue `min(wanted, limit -
+//!   count)`, and write `count + issued` back. The day is full when the counter equals the
+//!   limit; later requests are refused from the counter alone without a transaction.
+//!
+//! No code is issued without passing one of the two gates, and both gates compare against the
+//! serialized, committed total: the day's issued codes never exceed the limit. They are not
+//! under-filled either: a refusal happens only when the committed total plus this
+//! transaction's claims would pass the limit, and the exact path then issues exactly the room
+//! left. This holds across any number of writers and instances, which share only the database.
+//!
+//! # No false sold-out (invariant 4)
+//! `SKIP LOCKED` returns nothing when every free row is locked by another transaction. A
+//! shortfall is answered `out_of_stock` only after a plain (non-skipping) read finds no
+//! available code in committed data; otherwise the users wait briefly and scan again.
+mod batch;
+pub mod queries;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sea_orm::DatabaseConnection;
+use tokio::sync::{Mutex, mpsc, oneshot};
+use uuid::Uuid;
+
+pub use batch::claims_that_fit;
+
+use crate::domain::{Clock, UserId};
+use crate::error::{AppError, UNAVAILABLE_RETRY_AFTER_SECS};
+use crate::store::codes::IssuedCode;
+
+/// A code issued to a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedClaim {
+    pub claim_id: Uuid,
+    pub campaign_id: Uuid,
+    pub user_id: String,
+    pub code: String,
+    pub issued_at: DateTime<Utc>,
+    pub day: NaiveDate,
+}
+
+impl IssuedClaim {
+    pub fn from_row(campaign_id: Uuid, row: IssuedCode) -> Self {
+        Self {
+            claim_id: row.claim_id,
+            campaign_id,
+            user_id: row.user_id,
+            code: row.code,
+            issued_at: row.issued_at,
+            day: row.day,
+        }
+    }
+}
+
+/// The answer to one claim request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// A code issued by this request.
+    Issued(IssuedClaim),
+    /// The code this user already had.
+    Replayed(IssuedClaim),
+}
+
+/// Why a claim got no code; shared by every request of a batch that gets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimRefusal {
+    CampaignNotFound,
+    CampaignInactive,
+    DailyLimitReached { retry_after_secs: u64 },
+    OutOfStock,
+    Unavailable,
+    Internal,
+}
+
+impl From<ClaimRefusal> for AppError {
+    fn from(refusal: ClaimRefusal) -> Self {
+        match refusal {
+            ClaimRefusal::CampaignNotFound => AppError::CampaignNotFound,
+            ClaimRefusal::CampaignInactive => AppError::CampaignInactive,
+            ClaimRefusal::DailyLimitReached { retry_after_secs } => {
+                AppError::DailyLimitReached { retry_after_secs }
+            }
+            ClaimRefusal::OutOfStock => AppError::OutOfStock,
+            ClaimRefusal::Unavailable => AppError::Unavailable {
+                retry_after_secs: UNAVAILABLE_RETRY_AFTER_SECS,
+            },
+            ClaimRefusal::Internal => AppError::Internal,
+        }
+    }
+}
+
+/// How claims are coalesced.
+#[derive(Debug, Clone, Copy)]
+pub struct CoalescingSettings {
+    /// Writer tasks in this process (each runs one transaction at a time).
+    pub writers: usize,
+    /// Most claims one transaction carries.
+    pub max_batch: usize,
+    /// How long a writer waits for more claims when fewer than `max_batch` are queued (zero:
+    /// it never waits, so an idle service answers at once).
+    pub linger: Duration,
+    /// How long a request waits for its answer before it is told `unavailable`.
+    pub request_timeout: Duration,
+}
+
+struct Job {
+    campaign_id: Uuid,
+    user: UserId,
+    reply: oneshot::Sender<Result<ClaimOutcome, ClaimRefusal>>,
+}
+
+/// The handle requests use to claim; cheap to clone.
+#[derive(Clone)]
+pub struct ClaimEngine {
+    queue: mpsc::Sender<Job>,
+    request_timeout: Duration,
+}
+
+impl ClaimEngine {
+    /// Starts the writer tasks on the current Tokio runtime.
+    pub fn start(
+        db: DatabaseConnection,
+        clock: Arc<dyn Clock>,
+        settings: CoalescingSettings,
+    ) -> Self {
+        let (queue, receiver) = mpsc::channel(settings.max_batch * settings.writers * 64);
+        let receiver = Arc::new(Mutex::new(receiver));
+        for _ in 0..settings.writers {
+            tokio::spawn(run_writer(
+                receiver.clone(),
+                db.clone(),
+                clock.clone(),
+                settings,
+            ));
+        }
+        Self {
+            queue,
+            request_timeout: settings.request_timeout,
+        }
+    }
+
+    /// Claims a code of `campaign_id` for `user`, answered after the issuing commit.
+    pub async fn claim(&self, campaign_id: Uuid, user: UserId) -> Result<ClaimOutcome, AppError> {
+        let (reply, answer) = oneshot::channel();
+        let unavailable = || AppError::from(ClaimRefusal::Unavailable);
+        let job = Job {
+            campaign_id,
+            user,
+            reply,
+        };
+        let answered = tokio::time::timeout(self.request_timeout, async {
+            self.queue.send(job).await.map_err(|_| unavailable())?;
+            answer.await.map_err(|_| unavailable())
+        })
+        .await
+        .map_err(|_| unavailable())??;
+        answered.map_err(AppError::from)
+    }
+}
+
+async fn run_writer(
+    receiver: Arc<Mutex<mpsc::Receiver<Job>>>,
+    db: DatabaseConnection,
+    clock: Arc<dyn Clock>,
+    settings: CoalescingSettings,
+) {
+    let mut time_zones = HashMap::new();
+    let mut jobs = Vec::with_capacity(settings.max_batch);
+    loop {
+        if !take_batch(&receiver, &mut jobs, settings).await {
+            return;
+        }
+        let mut ctx = batch::ClaimContext {
+            db: &db,
+            clock: clock.as_ref(),
+            time_zones: &mut time_zones,
+        };
+        for (campaign_id, group) in group_by_campaign(jobs.drain(..)) {
+            answer_group(&mut ctx, campaign_id, group).await;
+        }
+    }
+}
+
+/// Fills `jobs` with the next batch; false when the queue is closed.
+async fn take_batch(
+    receiver: &Mutex<mpsc::Receiver<Job>>,
+    jobs: &mut Vec<Job>,
+    settings: CoalescingSettings,
+) -> bool {
+    let mut receiver = receiver.lock().await;
+    let Some(first) = receiver.recv().await else {
+        return false;
+    };
+    jobs.push(first);
+    while jobs.len() < settings.max_batch {
+        match receiver.try_recv() {
+            Ok(job) => jobs.push(job),
+            Err(_) if settings.linger.is_zero() => break,
+            Err(_) => match tokio::time::timeout(settings.linger, receiver.recv()).await {
+                Ok(Some(job)) => jobs.push(job),
+                _ => break,
+            },
+        }
+    }
+    true
+}
+
+fn group_by_campaign(jobs: impl Iterator<Item = Job>) -> Vec<(Uuid, Vec<Job>)> {
+    let mut groups: Vec<(Uuid, Vec<Job>)> = Vec::new();
+    for job in jobs {
+        match groups.iter_mut().find(|(id, _)| *id == job.campaign_id) {
+            Some((_, group)) => group.push(job),
+            None => groups.push((job.campaign_id, vec![job])),
+        }
+    }
+    groups
+}
+
+async fn answer_group(ctx: &mut batch::ClaimContext<'_>, campaign_id: Uuid, jobs: Vec<Job>) {
+    let mut seen = HashSet::with_capacity(jobs.len());
+    let users: Vec<UserId> = jobs
+        .iter()
+        .filter(|job| seen.insert(&job.user))
+        .map(|job| job.user.clone())
+        .collect();
+    let results = batch::claim_for_users(ctx, campaign_id, &users).await;
+    // The first request of a user gets the new claim; its repeats in the batch get replays.
+    let mut answered_new = HashSet::with_capacity(users.len());
+    for job in jobs {
+        let answer = match results.get(&job.user) {
+            Some(Ok((claim, true))) if answered_new.insert(job.user.clone()) => {
+                Ok(ClaimOutcome::Issued(claim.clone()))
+            }
+            Some(Ok((claim, _))) => Ok(ClaimOutcome::Replayed(claim.clone())),
+            Some(Err(refusal)) => Err(refusal.clone()),
+            None => Err(ClaimRefusal::Internal),
+        };
+        // A requester that gave up is not an error: a retry replays the committed claim.
+        let _ = job.reply.send(answer);
+    }
+}

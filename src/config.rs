@@ -1,0 +1,240 @@
+//! Configuration: command line and environment (`--help` lists both), validated at start.
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+/// Hands out pre-loaded gift-certificate codes: one per user, never twice, within a daily cap.
+#[derive(Debug, Parser)]
+#[command(name = "giftcodes", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+#[derive(Debug, Clone, Copy, Subcommand, PartialEq, Eq)]
+pub enum Command {
+    /// Serve the HTTP API (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the OpenAPI document (YAML) and exit.
+    Openapi,
+}
+
+/// Every setting, as a flag or an environment variable.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Settings {
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "GIFTCODES_LISTEN",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub listen: SocketAddr,
+
+    /// Database URL: `sqlite://FILE?mode=rwc`, or `mysql://USER:PASSWORD@HOST:PORT/DB` for
+    /// MySQL 8.0 / Aurora MySQL 3 / MariaDB.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://giftcodes.db?mode=rwc",
+        hide_env_values = true,
+        global = true
+    )]
+    pub database_url: DatabaseUrl,
+
+    /// Apply pending migrations when `serve` starts.
+    #[arg(long, env = "GIFTCODES_MIGRATE", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub migrate: bool,
+
+    /// Bearer token for `/v1/admin` routes (unset: a random one is generated and printed once).
+    #[arg(
+        long,
+        env = "GIFTCODES_ADMIN_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub admin_token: Option<Secret>,
+
+    /// Comma-separated bearer tokens for client routes (unset: one random token is generated and
+    /// printed once).
+    #[arg(
+        long,
+        env = "GIFTCODES_CLIENT_TOKENS",
+        hide_env_values = true,
+        global = true
+    )]
+    pub client_tokens: Option<SecretList>,
+
+    /// Most database connections this process opens.
+    #[arg(long, env = "GIFTCODES_DB_MAX_CONNECTIONS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(2..=1000), global = true)]
+    pub db_max_connections: u32,
+
+    /// Milliseconds to wait for a database connection before answering 503 `unavailable`.
+    #[arg(long, env = "GIFTCODES_DB_TIMEOUT_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=600_000), global = true)]
+    pub db_timeout_ms: u64,
+
+    /// Claim writer tasks per process (each runs one claim transaction at a time).
+    #[arg(long, env = "GIFTCODES_CLAIM_WRITERS", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64), global = true)]
+    pub claim_writers: u64,
+
+    /// Most claims coalesced into one transaction.
+    #[arg(long, env = "GIFTCODES_CLAIM_MAX_BATCH", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1000), global = true)]
+    pub claim_max_batch: u64,
+
+    /// Microseconds a writer waits for more claims before running a partial batch (0: never).
+    #[arg(long, env = "GIFTCODES_CLAIM_LINGER_US", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=100_000), global = true)]
+    pub claim_linger_us: u64,
+
+    /// Milliseconds a claim may take in all before it is answered 503 `unavailable`.
+    #[arg(long, env = "GIFTCODES_CLAIM_TIMEOUT_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=600_000), global = true)]
+    pub claim_timeout_ms: u64,
+
+    /// Largest batch upload body in bytes (text or JSON).
+    #[arg(long, env = "GIFTCODES_MAX_UPLOAD_BYTES", default_value_t = 64 * 1024 * 1024, global = true)]
+    pub max_upload_bytes: u64,
+
+    /// Largest body of any other request, in bytes.
+    #[arg(long, env = "GIFTCODES_MAX_BODY_BYTES", default_value_t = 64 * 1024, global = true)]
+    pub max_body_bytes: u64,
+
+    /// Log format: `pretty` or `json`. The level comes from `RUST_LOG` (default `info`).
+    #[arg(long, env = "GIFTCODES_LOG_FORMAT", default_value = "pretty", value_parser = ["pretty", "json"], global = true)]
+    pub log_format: String,
+}
+
+impl Settings {
+    pub fn db_timeout(&self) -> Duration {
+        Duration::from_millis(self.db_timeout_ms)
+    }
+}
+
+/// A database URL whose scheme the service supports; printed without its password.
+#[derive(Clone)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.0.starts_with("sqlite:")
+    }
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, String> {
+        use sea_orm::sqlx::{mysql::MySqlConnectOptions, sqlite::SqliteConnectOptions};
+        let parsed = if raw.starts_with("sqlite:") {
+            SqliteConnectOptions::from_str(raw).map(drop)
+        } else if raw.starts_with("mysql:") || raw.starts_with("mariadb:") {
+            MySqlConnectOptions::from_str(&raw.replacen("mariadb:", "mysql:", 1)).map(drop)
+        } else {
+            return Err("expected a sqlite:// or mysql:// URL".to_owned());
+        };
+        parsed.map_err(|e| format!("not a valid database URL: {e}"))?;
+        Ok(Self(raw.replacen("mariadb:", "mysql:", 1)))
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    /// Shows scheme, host and database; never the user's password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (scheme, rest) = self.0.split_once("://").unwrap_or(("?", &self.0));
+        let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        write!(f, "{scheme}://{rest}")
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// A token; never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Secret {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, String> {
+        let token = raw.trim();
+        if token.len() < 16 || token.chars().any(|c| !c.is_ascii_graphic()) {
+            return Err("a token must be at least 16 printable ASCII characters".to_owned());
+        }
+        Ok(Self(token.to_owned()))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+/// Comma-separated tokens.
+#[derive(Debug, Clone)]
+pub struct SecretList(pub Vec<Secret>);
+
+impl FromStr for SecretList {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, String> {
+        let tokens = raw
+            .split(',')
+            .filter(|part| !part.trim().is_empty())
+            .map(Secret::from_str)
+            .collect::<Result<Vec<_>, _>>()?;
+        if tokens.is_empty() {
+            return Err("expected at least one token".to_owned());
+        }
+        Ok(Self(tokens))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_url_debug_hides_the_password() {
+        let url = DatabaseUrl::from_str("mysql://app:hunter2hunter2@db.example:3306/gift").unwrap();
+        assert_eq!(format!("{url:?}"), "mysql://db.example:3306/gift");
+    }
+
+    #[test]
+    fn database_url_refuses_unknown_schemes_and_garbage() {
+        assert!(DatabaseUrl::from_str("postgres://x/y").is_err());
+        assert!(DatabaseUrl::from_str("not a url").is_err());
+        assert!(DatabaseUrl::from_str("mysql://[::1").is_err());
+    }
+
+    #[test]
+    fn tokens_are_short_checked_and_never_printed() {
+        assert!(Secret::from_str("short").is_err());
+        let list = SecretList::from_str("aaaaaaaaaaaaaaaa, bbbbbbbbbbbbbbbb").unwrap();
+        assert_eq!(list.0.len(), 2);
+        assert!(!format!("{list:?}").contains("aaaa"));
+    }
+}

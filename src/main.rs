@@ -1,0 +1,29 @@
+//! The `giftcodes` binary: parse the command line, then serve, migrate or print the spec.
+use clap::Parser;
+use giftcodes::config::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Openapi => {
+            print!("{}", giftcodes::api::openapi_yaml());
+            Ok(())
+        }
+        Command::Migrate => {
+            giftcodes::telemetry::init(&cli.settings.log_format);
+            giftcodes::startup::migrate(&cli.settings).await
+        }
+        Command::Serve => {
+            giftcodes::telemetry::init(&cli.settings.log_format);
+            giftcodes::startup::serve(cli.settings).await
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("giftcodes: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

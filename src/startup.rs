@@ -1,0 +1,201 @@
+//! Building and running the application: database, migrations, tokens, claim writers, HTTP.
+use std::sync::Arc;
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
+use poem::{EndpointExt, Server};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use uuid::Uuid;
+
+use crate::api::{self, AppState, AuthTokens};
+use crate::claim::{ClaimEngine, CoalescingSettings};
+use crate::config::{Secret, Settings};
+use crate::domain::{Clock, SystemClock};
+
+/// Why the service could not start (printed as one line by `main`).
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot connect to the database {url}: {source}")]
+    Connect { url: String, source: DbErr },
+    #[error("cannot apply migrations: {0}")]
+    Migrate(DbErr),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Opens the connection pool described by `settings`.
+pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, StartupError> {
+    let timeout = settings.db_timeout();
+    let mut options = ConnectOptions::new(settings.database_url.expose());
+    options
+        .max_connections(settings.db_max_connections)
+        .min_connections(1)
+        .connect_timeout(timeout)
+        .acquire_timeout(timeout)
+        .max_lifetime(Duration::from_secs(30 * 60))
+        .test_before_acquire_if_idle_for(Duration::from_secs(1))
+        .sqlx_logging(false);
+    if settings.database_url.is_sqlite() {
+        options.map_sqlx_sqlite_opts(|sqlite| {
+            sqlite
+                .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true)
+        });
+    }
+    Database::connect(options)
+        .await
+        .map_err(|source| StartupError::Connect {
+            url: settings.database_url.to_string(),
+            source,
+        })
+}
+
+/// `giftcodes migrate`: applies pending migrations and returns.
+pub async fn migrate(settings: &Settings) -> Result<(), StartupError> {
+    let db = connect(settings).await?;
+    Migrator::up(&db, None)
+        .await
+        .map_err(StartupError::Migrate)?;
+    tracing::info!(database = %settings.database_url, "migrations applied");
+    Ok(())
+}
+
+/// `giftcodes serve`: runs until SIGINT/SIGTERM.
+pub async fn serve(settings: Settings) -> Result<(), StartupError> {
+    Application::build(settings)
+        .await?
+        .run_until_stopped()
+        .await
+}
+
+/// A built, bound application, ready to run.
+pub struct Application {
+    port: u16,
+    acceptor: TcpAcceptor,
+    app: poem::endpoint::BoxEndpoint<'static>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// Like [`Application::build`] with another clock (tests move time across midnight).
+    pub async fn build_with_clock(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartupError> {
+        let db = connect(&settings).await?;
+        if settings.migrate {
+            Migrator::up(&db, None)
+                .await
+                .map_err(StartupError::Migrate)?;
+        }
+        let tokens = tokens_or_generated(&settings);
+        let claims = ClaimEngine::start(
+            db.clone(),
+            clock.clone(),
+            CoalescingSettings {
+                writers: settings.claim_writers as usize,
+                max_batch: settings.claim_max_batch as usize,
+                linger: Duration::from_micros(settings.claim_linger_us),
+                request_timeout: Duration::from_millis(settings.claim_timeout_ms),
+            },
+        );
+        let state = Arc::new(AppState {
+            db,
+            clock,
+            claims,
+            tokens,
+            max_upload_bytes: settings.max_upload_bytes,
+        });
+        let acceptor = TcpListener::bind(settings.listen)
+            .into_acceptor()
+            .await
+            .map_err(|source| StartupError::Listen {
+                addr: settings.listen,
+                source,
+            })?;
+        let port = acceptor
+            .local_addr()
+            .first()
+            .and_then(|addr| addr.as_socket_addr().map(|a| a.port()))
+            .unwrap_or(settings.listen.port());
+        tracing::info!(
+            listen = %settings.listen, port, database = %settings.database_url,
+            "giftcodes is serving"
+        );
+        Ok(Self {
+            port,
+            acceptor,
+            app: api::app(state, settings.max_body_bytes).boxed(),
+        })
+    }
+
+    /// The port actually bound (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> Result<(), StartupError> {
+        Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(self.app, shutdown_signal(), Some(Duration::from_secs(10)))
+            .await
+            .map_err(StartupError::Serve)
+    }
+}
+
+/// The configured tokens; a token variable left unset gets a random token, printed once to
+/// standard output (never logged) so that a local `cargo run` works at once.
+fn tokens_or_generated(settings: &Settings) -> AuthTokens {
+    let random = || {
+        Secret::new(format!(
+            "{}{}",
+            Uuid::new_v4().simple(),
+            Uuid::new_v4().simple()
+        ))
+    };
+    let admin = settings.admin_token.clone().unwrap_or_else(|| {
+        let token = random();
+        println!(
+            "GIFTCODES_ADMIN_TOKEN not set; generated admin token: {}",
+            token.expose()
+        );
+        token
+    });
+    let clients = match &settings.client_tokens {
+        Some(list) => list.0.clone(),
+        None => {
+            let token = random();
+            println!(
+                "GIFTCODES_CLIENT_TOKENS not set; generated client token: {}",
+                token.expose()
+            );
+            vec![token]
+        }
+    };
+    AuthTokens { admin, clients }
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("install SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

@@ -1,0 +1,110 @@
+//! Code rows: loading them in chunks, finding clashes, and reading a user's claim.
+use chrono::{DateTime, NaiveDate, Utc};
+use sea_orm::{ConnectionTrait, DbErr, Value};
+use uuid::Uuid;
+
+use super::{StatusCounts, count_codes_by_status, insert_ignore, placeholders, statement};
+
+/// Inserts `codes` as available codes of `batch_id`, skipping any that clash with a code already
+/// in the campaign; returns how many were inserted.
+pub async fn insert_skipping_clashes(
+    db: &impl ConnectionTrait,
+    campaign_id: Uuid,
+    batch_id: Uuid,
+    codes: &[&str],
+) -> Result<u64, DbErr> {
+    if codes.is_empty() {
+        return Ok(0);
+    }
+    let mut sql = String::with_capacity(80 + codes.len() * 11);
+    sql.push_str(insert_ignore(db.get_database_backend()));
+    sql.push_str(" INTO codes (campaign_id, batch_id, code) VALUES ");
+    let mut values = Vec::with_capacity(codes.len() * 3);
+    for (i, code) in codes.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str("(?, ?, ?)");
+        values.push(Value::from(campaign_id));
+        values.push(Value::from(batch_id));
+        values.push(Value::from(*code));
+    }
+    Ok(db
+        .execute_raw(statement(db, sql, values))
+        .await?
+        .rows_affected())
+}
+
+/// Which of `codes` already exist in the campaign, each with the batch that holds it.
+pub async fn existing(
+    db: &impl ConnectionTrait,
+    campaign_id: Uuid,
+    codes: &[&str],
+) -> Result<Vec<(String, Uuid)>, DbErr> {
+    let mut values = Vec::with_capacity(codes.len() + 1);
+    values.push(Value::from(campaign_id));
+    values.extend(codes.iter().map(|code| Value::from(*code)));
+    let rows = db
+        .query_all_raw(statement(
+            db,
+            format!(
+                "SELECT code, batch_id FROM codes WHERE campaign_id = ? AND code IN {}",
+                placeholders(codes.len())
+            ),
+            values,
+        ))
+        .await?;
+    rows.into_iter()
+        .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
+        .collect()
+}
+
+pub async fn campaign_status_counts(
+    db: &impl ConnectionTrait,
+    campaign_id: Uuid,
+) -> Result<StatusCounts, DbErr> {
+    count_codes_by_status(db, "campaign_id = ?", campaign_id.into()).await
+}
+
+/// A code as issued to a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedCode {
+    pub claim_id: Uuid,
+    pub user_id: String,
+    pub code: String,
+    pub issued_at: DateTime<Utc>,
+    pub day: NaiveDate,
+}
+
+/// The codes the campaign issued to any of `users`.
+pub async fn issued_to_users(
+    db: &impl ConnectionTrait,
+    campaign_id: Uuid,
+    users: &[&str],
+) -> Result<Vec<IssuedCode>, DbErr> {
+    let mut values = Vec::with_capacity(users.len() + 1);
+    values.push(Value::from(campaign_id));
+    values.extend(users.iter().map(|user| Value::from(*user)));
+    let rows = db
+        .query_all_raw(statement(
+            db,
+            format!(
+                "SELECT claim_id, issued_to, code, issued_at, issue_day FROM codes \
+                 WHERE campaign_id = ? AND issued_to IN {}",
+                placeholders(users.len())
+            ),
+            values,
+        ))
+        .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(IssuedCode {
+                claim_id: row.try_get_by_index(0)?,
+                user_id: row.try_get_by_index(1)?,
+                code: row.try_get_by_index(2)?,
+                issued_at: row.try_get_by_index(3)?,
+                day: row.try_get_by_index(4)?,
+            })
+        })
+        .collect()
+}

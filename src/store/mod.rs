@@ -1,0 +1,95 @@
+//! Database queries of the admin side and the read paths, as functions over
+//! `&impl ConnectionTrait` so each runs inside or outside a transaction.
+pub mod batches;
+pub mod campaigns;
+pub mod codes;
+pub mod counters;
+
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
+
+/// Code status as stored in `codes.status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i16)]
+pub enum CodeStatus {
+    Available = 0,
+    Issued = 1,
+    Revoked = 2,
+}
+
+impl CodeStatus {
+    pub fn from_db(value: i16) -> Option<Self> {
+        match value {
+            0 => Some(Self::Available),
+            1 => Some(Self::Issued),
+            2 => Some(Self::Revoked),
+            _ => None,
+        }
+    }
+}
+
+/// `(?, ?, …)` with `n` placeholders.
+pub(crate) fn placeholders(n: usize) -> String {
+    let mut list = String::with_capacity(2 + n * 3);
+    list.push('(');
+    for i in 0..n {
+        if i > 0 {
+            list.push_str(", ");
+        }
+        list.push('?');
+    }
+    list.push(')');
+    list
+}
+
+/// A raw statement for the connection's backend (`?` placeholders, which MySQL and SQLite
+/// share; PostgreSQL is not a target yet).
+pub(crate) fn statement(
+    db: &impl ConnectionTrait,
+    sql: impl Into<String>,
+    values: Vec<Value>,
+) -> Statement {
+    Statement::from_sql_and_values(db.get_database_backend(), sql, values)
+}
+
+/// `INSERT IGNORE` on MySQL/MariaDB, `INSERT OR IGNORE` on SQLite.
+pub(crate) fn insert_ignore(backend: DbBackend) -> &'static str {
+    match backend {
+        DbBackend::Sqlite => "INSERT OR IGNORE",
+        _ => "INSERT IGNORE",
+    }
+}
+
+/// Counts `codes` rows by status with `condition` (which binds `value`).
+pub(crate) async fn count_codes_by_status(
+    db: &impl ConnectionTrait,
+    condition: &str,
+    value: Value,
+) -> Result<StatusCounts, DbErr> {
+    let rows = db
+        .query_all_raw(statement(
+            db,
+            format!("SELECT status, COUNT(*) FROM codes WHERE {condition} GROUP BY status"),
+            vec![value],
+        ))
+        .await?;
+    let mut counts = StatusCounts::default();
+    for row in rows {
+        let status: i16 = row.try_get_by_index(0)?;
+        let count: i64 = row.try_get_by_index(1)?;
+        match CodeStatus::from_db(status) {
+            Some(CodeStatus::Available) => counts.available = count,
+            Some(CodeStatus::Issued) => counts.issued = count,
+            Some(CodeStatus::Revoked) => counts.revoked = count,
+            None => {}
+        }
+    }
+    Ok(counts)
+}
+
+/// How many codes are in each status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatusCounts {
+    pub available: i64,
+    pub issued: i64,
+    pub revoked: i64,
+}
