@@ -67,11 +67,8 @@ impl BatchLoader {
         })
     }
 
-    /// Adds line `line` (1-based). Empty lines are skipped.
+    /// Adds the code at line `line` (1-based).
     pub async fn push(&mut self, line: u64, raw: &str) -> Result<(), AppError> {
-        if raw.is_empty() {
-            return Ok(());
-        }
         match Code::parse(raw) {
             Ok(code) if self.invalid.count == 0 => {
                 self.chunk.push((line, code));

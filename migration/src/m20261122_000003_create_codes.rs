@@ -1,5 +1,6 @@
 //! Codes: the serials handed out, with the indexes the claim scan, the per-day count and the
 //! one-code-per-user rule rely on.
+use sea_orm_migration::sea_orm::DbBackend;
 use sea_orm_migration::{prelude::*, schema::*};
 
 use crate::m20261122_000001_create_campaigns::Campaigns;
@@ -41,6 +42,29 @@ const INDEXES: [(&str, bool, &[Codes]); 5] = [
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // Codes and user ids compare byte for byte: MySQL's and MariaDB's default collations
+        // are case-insensitive, which would make `abc` and `ABC` one code (or one user).
+        let (code, issued_to) = if manager.get_database_backend() == DbBackend::MySql {
+            (
+                ColumnDef::new(Codes::Code)
+                    .custom(Alias::new(
+                        "VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin",
+                    ))
+                    .not_null()
+                    .to_owned(),
+                ColumnDef::new(Codes::IssuedTo)
+                    .custom(Alias::new(
+                        "VARCHAR(128) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+                    ))
+                    .null()
+                    .to_owned(),
+            )
+        } else {
+            (
+                string_len(Codes::Code, 128),
+                string_len_null(Codes::IssuedTo, 128),
+            )
+        };
         manager
             .create_table(
                 Table::create()
@@ -49,9 +73,9 @@ impl MigrationTrait for Migration {
                     .col(big_integer(Codes::Id).auto_increment().primary_key())
                     .col(uuid(Codes::CampaignId))
                     .col(uuid(Codes::BatchId))
-                    .col(string_len(Codes::Code, 128))
+                    .col(code)
                     .col(small_integer(Codes::Status).default(0))
-                    .col(string_len_null(Codes::IssuedTo, 128))
+                    .col(issued_to)
                     .col(date_time_null(Codes::IssuedAt))
                     .col(date_null(Codes::IssueDay))
                     .col(uuid_null(Codes::ClaimId))

@@ -12,7 +12,7 @@ use poem_openapi::{ApiRequest, ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
 use super::campaigns::find_campaign;
-use super::{AdminAuth, ApiTags, AppState};
+use super::{AdminAuth, ApiTags, AppState, JsonString};
 use crate::error::{ApiResult, AppError};
 use crate::store;
 use crate::upload::{BatchLoader, Line, LineReader};
@@ -22,9 +22,9 @@ use crate::upload::{BatchLoader, Line, LineReader};
 #[oai(deny_unknown_fields)]
 pub struct NewBatchJson {
     /// Free text to recognise the batch by (at most 200 characters).
-    pub label: Option<String>,
+    pub label: Option<JsonString>,
     /// The codes: each 1..=128 printable ASCII characters without spaces, new to the campaign.
-    pub codes: Vec<String>,
+    pub codes: Vec<JsonString>,
 }
 
 /// One code per line (`\n` or `\r\n`); empty lines are skipped. Streamed: any size up to the
@@ -142,7 +142,7 @@ impl BatchesApi {
     ) -> ApiResult<BatchLoaded> {
         find_campaign(&state, campaign_id.0).await?;
         let label = match &body {
-            BatchUpload::Json(json) => json.label.clone(),
+            BatchUpload::Json(json) => json.label.clone().map(JsonString::into_string),
             _ => label.0,
         };
         if label.as_ref().is_some_and(|l| l.chars().count() > 200) {
@@ -155,13 +155,14 @@ impl BatchesApi {
         match body {
             BatchUpload::Json(json) => {
                 for (index, code) in json.0.codes.iter().enumerate() {
-                    loader.push(index as u64 + 1, code).await?;
+                    loader.push(index as u64 + 1, code.as_str()).await?;
                 }
             }
             BatchUpload::Text(CodeLines(body)) | BatchUpload::Csv(CodeLines(body)) => {
                 let mut lines = LineReader::new(body.into_async_read(), state.max_upload_bytes);
                 while let Some((number, line)) = lines.next_line().await? {
                     match line {
+                        Line::Text("") => {}
                         Line::Text(text) => loader.push(number, text).await?,
                         Line::Unreadable(text) => loader.refuse_invalid(number, &text),
                     }

@@ -10,7 +10,7 @@ use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
-use super::{AdminAuth, ApiTags, AppState};
+use super::{AdminAuth, ApiTags, AppState, JsonString};
 use crate::domain::{CampaignName, CampaignTimeZone, DailyLimit, local_day};
 use crate::error::{ApiResult, AppError};
 use crate::store;
@@ -20,11 +20,11 @@ use crate::store;
 #[oai(deny_unknown_fields)]
 pub struct NewCampaignRequest {
     /// Display name, 1..=200 characters.
-    pub name: String,
+    pub name: JsonString,
     /// Most codes issued per local day (0..=1,000,000,000); omitted or null: no limit.
     pub daily_limit: Option<i64>,
     /// IANA time zone whose midnight starts a new day for the daily limit; default `UTC`.
-    pub time_zone: Option<String>,
+    pub time_zone: Option<JsonString>,
     /// Claims are refused before this instant (RFC 3339); omitted: open at once.
     pub starts_at: Option<DateTime<Utc>>,
     /// Claims are refused from this instant on (RFC 3339); omitted: open-ended.
@@ -171,14 +171,16 @@ fn parse_new_campaign(body: NewCampaignRequest) -> Result<store::campaigns::NewC
         return Err(invalid("ends_at must be after starts_at"));
     }
     Ok(store::campaigns::NewCampaign {
-        name: CampaignName::parse(&body.name).map_err(invalid)?,
+        name: CampaignName::parse(body.name.as_str()).map_err(invalid)?,
         daily_limit: body
             .daily_limit
             .map(DailyLimit::parse)
             .transpose()
             .map_err(invalid)?,
-        time_zone: CampaignTimeZone::parse(body.time_zone.as_deref().unwrap_or("UTC"))
-            .map_err(invalid)?,
+        time_zone: CampaignTimeZone::parse(
+            body.time_zone.as_ref().map_or("UTC", JsonString::as_str),
+        )
+        .map_err(invalid)?,
         starts_at: body.starts_at,
         ends_at: body.ends_at,
     })

@@ -9,7 +9,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
 use super::campaigns::find_campaign;
-use super::{ApiTags, AppState, ClientAuth};
+use super::{ApiTags, AppState, ClientAuth, JsonString};
 use crate::claim::{ClaimOutcome, IssuedClaim};
 use crate::domain::UserId;
 use crate::error::{ApiResult, AppError};
@@ -21,7 +21,7 @@ use crate::store::codes::issued_to_users;
 pub struct ClaimRequest {
     /// The frontend's id of the user: 1..=128 characters, no control characters, no leading
     /// or trailing white space. One code per user per campaign.
-    pub user_id: String,
+    pub user_id: JsonString,
 }
 
 /// A code issued to a user.
@@ -99,7 +99,7 @@ impl ClaimsApi {
         campaign_id: Path<Uuid>,
         body: Json<ClaimRequest>,
     ) -> ApiResult<ClaimAnswer> {
-        let user = UserId::parse(&body.user_id).map_err(AppError::InvalidRequest)?;
+        let user = UserId::parse(body.user_id.as_str()).map_err(AppError::InvalidRequest)?;
         Ok(match state.claims.claim(campaign_id.0, user).await? {
             ClaimOutcome::Issued(claim) => ClaimAnswer::Created(Json(claim.into())),
             ClaimOutcome::Replayed(claim) => ClaimAnswer::Replayed(Json(claim.into()), true),

@@ -2,6 +2,7 @@
 mod batches;
 mod campaigns;
 mod claims;
+mod json_string;
 mod ops;
 
 use std::sync::Arc;
@@ -12,6 +13,8 @@ use poem_openapi::auth::Bearer;
 use poem_openapi::{OpenApiService, SecurityScheme, Tags};
 use sea_orm::DatabaseConnection;
 use subtle::ConstantTimeEq;
+
+pub use json_string::JsonString;
 
 use crate::claim::ClaimEngine;
 use crate::config::Secret;

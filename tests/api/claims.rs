@@ -1,0 +1,411 @@
+//! The claim endpoint: one code per user, never twice, an exact daily cap, clear refusals.
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use futures_util::future::join_all;
+use serde_json::{Value, json};
+
+use crate::helpers::{CLIENT_TOKEN, TestApp, assert_error};
+use crate::on_both_backends;
+
+on_both_backends! {
+    a_first_claim_gets_201_and_a_repeat_gets_the_same_claim => a_first_claim_gets_201_and_a_repeat_gets_the_same_claim;
+    a_claim_can_be_read_back => a_claim_can_be_read_back;
+    claims_are_refused_with_stable_codes => claims_are_refused_with_stable_codes;
+    client_routes_require_a_client_token => client_routes_require_a_client_token;
+    closed_campaigns_refuse_claims => closed_campaigns_refuse_claims;
+    the_daily_limit_is_exact_and_says_when_to_retry => the_daily_limit_is_exact_and_says_when_to_retry;
+    fifty_concurrent_requests_of_one_user_get_one_code => fifty_concurrent_requests_of_one_user_get_one_code;
+    concurrent_users_never_see_a_false_sold_out => concurrent_users_never_see_a_false_sold_out;
+    a_concurrent_crowd_fills_the_limit_exactly => a_concurrent_crowd_fills_the_limit_exactly;
+    days_roll_over_at_each_campaigns_local_midnight => days_roll_over_at_each_campaigns_local_midnight;
+    codes_of_a_revoked_batch_are_never_issued => codes_of_a_revoked_batch_are_never_issued;
+    a_lowered_limit_holds_and_a_raised_one_reopens_the_day => a_lowered_limit_holds_and_a_raised_one_reopens_the_day;
+}
+
+fn at(rfc3339: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(rfc3339)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+async fn claim_json(app: &TestApp, campaign: &str, user: &str) -> (u16, Value, bool) {
+    let response = app.claim(campaign, user).await;
+    let status = response.status().as_u16();
+    let replayed = response.headers().get("idempotent-replayed").is_some();
+    (status, response.json().await.unwrap(), replayed)
+}
+
+/// Issued codes equal the counters (at rest) and no code went out twice.
+async fn assert_books_balance(app: &TestApp) {
+    let issued = app
+        .scalar("SELECT COUNT(*) FROM codes WHERE status = 1")
+        .await;
+    let counted = app
+        .scalar("SELECT CAST(COALESCE(SUM(issued), 0) AS SIGNED) FROM campaign_day_counters")
+        .await;
+    assert_eq!(issued, counted, "counters equal the issued codes");
+    let distinct_users = app
+        .scalar("SELECT COUNT(DISTINCT issued_to) FROM codes WHERE status = 1")
+        .await;
+    assert_eq!(distinct_users, issued, "one code per user");
+}
+
+async fn a_first_claim_gets_201_and_a_repeat_gets_the_same_claim(app: TestApp) {
+    app.clock.set(at("2026-11-22T14:30:00Z"));
+    let id = app
+        .create_campaign(json!({ "name": "Claim", "time_zone": "Asia/Tokyo" }))
+        .await;
+    app.load_codes(&id, "C", 3).await;
+    let (status, first, replayed) = claim_json(&app, &id, "alice").await;
+    assert_eq!(status, 201);
+    assert!(!replayed);
+    assert_eq!(first["campaign_id"], id.as_str());
+    assert_eq!(first["user_id"], "alice");
+    assert_eq!(first["code"], "C-0");
+    assert_eq!(first["day"], "2026-11-22");
+    assert_eq!(first["issued_at"], "2026-11-22T14:30:00+00:00");
+    assert!(uuid::Uuid::parse_str(first["claim_id"].as_str().unwrap()).is_ok());
+
+    app.clock.set(at("2026-11-23T03:00:00Z"));
+    let (status, again, replayed) = claim_json(&app, &id, "alice").await;
+    assert_eq!(status, 200);
+    assert!(replayed);
+    assert_eq!(again, first, "the very same body, on another day too");
+    assert_books_balance(&app).await;
+}
+
+async fn a_claim_can_be_read_back(app: TestApp) {
+    let id = app.create_campaign(json!({ "name": "Read" })).await;
+    app.load_codes(&id, "R", 2).await;
+    let (_, claimed, _) = claim_json(&app, &id, "山田 太郎").await;
+    let response = app
+        .http
+        .get(app.url(&format!(
+            "/v1/campaigns/{id}/claims/%E5%B1%B1%E7%94%B0%20%E5%A4%AA%E9%83%8E"
+        )))
+        .bearer_auth(CLIENT_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().await.unwrap(), claimed);
+
+    let missing = app
+        .http
+        .get(app.url(&format!("/v1/campaigns/{id}/claims/nobody")))
+        .bearer_auth(CLIENT_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_error(missing, 404, "claim_not_found").await;
+    let unknown = uuid::Uuid::new_v4();
+    let no_campaign = app
+        .http
+        .get(app.url(&format!("/v1/campaigns/{unknown}/claims/nobody")))
+        .bearer_auth(CLIENT_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_error(no_campaign, 404, "campaign_not_found").await;
+}
+
+async fn claims_are_refused_with_stable_codes(app: TestApp) {
+    let id = app.create_campaign(json!({ "name": "Refuse" })).await;
+    app.load_codes(&id, "X", 1).await;
+    let unknown = uuid::Uuid::new_v4().to_string();
+    assert_error(app.claim(&unknown, "u").await, 404, "campaign_not_found").await;
+    for user in ["", " padded", "tab\there", &"u".repeat(129)] {
+        assert_error(app.claim(&id, user).await, 400, "invalid_request").await;
+    }
+    let wrong_type = app
+        .http
+        .post(app.url(&format!("/v1/campaigns/{id}/claims")))
+        .bearer_auth(CLIENT_TOKEN)
+        .json(&json!({ "user_id": 42 }))
+        .send()
+        .await
+        .unwrap();
+    assert_error(wrong_type, 400, "invalid_request").await;
+    let bad_uuid = app
+        .http
+        .post(app.url("/v1/campaigns/nope/claims"))
+        .bearer_auth(CLIENT_TOKEN)
+        .json(&json!({ "user_id": "u" }))
+        .send()
+        .await
+        .unwrap();
+    assert_error(bad_uuid, 400, "invalid_request").await;
+    assert_eq!(app.claim(&id, "first").await.status(), 201);
+    assert_error(app.claim(&id, "second").await, 409, "out_of_stock").await;
+}
+
+async fn client_routes_require_a_client_token(app: TestApp) {
+    let id = app.create_campaign(json!({ "name": "Tokens" })).await;
+    app.load_codes(&id, "T", 1).await;
+    for token in [
+        None,
+        Some("wrong-token-0123456789"),
+        Some(crate::helpers::ADMIN_TOKEN),
+    ] {
+        let mut claim = app
+            .http
+            .post(app.url(&format!("/v1/campaigns/{id}/claims")))
+            .json(&json!({ "user_id": "u" }));
+        let mut read = app
+            .http
+            .get(app.url(&format!("/v1/campaigns/{id}/claims/u")));
+        if let Some(token) = token {
+            claim = claim.bearer_auth(token);
+            read = read.bearer_auth(token);
+        }
+        assert_error(claim.send().await.unwrap(), 401, "unauthorized").await;
+        assert_error(read.send().await.unwrap(), 401, "unauthorized").await;
+    }
+    assert_eq!(app.campaign(&id).await["available"], 1);
+}
+
+async fn closed_campaigns_refuse_claims(app: TestApp) {
+    app.clock.set(at("2026-06-15T12:00:00Z"));
+    let future = app
+        .create_campaign(json!({ "name": "Later", "starts_at": "2026-07-01T00:00:00Z" }))
+        .await;
+    let past = app
+        .create_campaign(json!({ "name": "Over", "ends_at": "2026-06-15T12:00:00Z" }))
+        .await;
+    let paused = app.create_campaign(json!({ "name": "Paused" })).await;
+    for id in [&future, &past, &paused] {
+        app.load_codes(id, "Z", 1).await;
+    }
+    app.admin_patch(
+        &format!("/v1/admin/campaigns/{paused}"),
+        json!({ "active": false }),
+    )
+    .await;
+    for id in [&future, &past, &paused] {
+        assert_error(app.claim(id, "u").await, 409, "campaign_inactive").await;
+    }
+    app.clock.set(at("2026-07-01T00:00:00Z"));
+    assert_eq!(app.claim(&future, "u").await.status(), 201);
+}
+
+async fn the_daily_limit_is_exact_and_says_when_to_retry(app: TestApp) {
+    app.clock.set(at("2026-11-22T10:00:00Z"));
+    let id = app
+        .create_campaign(json!({ "name": "Limit", "daily_limit": 2, "time_zone": "Asia/Tokyo" }))
+        .await;
+    app.load_codes(&id, "L", 5).await;
+    for user in ["a", "b"] {
+        assert_eq!(app.claim(&id, user).await.status(), 201);
+    }
+    let refused = app.claim(&id, "c").await;
+    // 10:00 UTC is 19:00 in Tokyo: five hours to local midnight.
+    assert_eq!(refused.headers()["retry-after"], "18000");
+    assert_error(refused, 409, "daily_limit_reached").await;
+    assert_eq!(
+        claim_json(&app, &id, "a").await.0,
+        200,
+        "a replay is not a new claim"
+    );
+    let campaign = app.campaign(&id).await;
+    assert_eq!(campaign["issued_today"], 2);
+    assert_eq!(campaign["remaining_today"], 0);
+    assert_books_balance(&app).await;
+}
+
+async fn fifty_concurrent_requests_of_one_user_get_one_code(app: TestApp) {
+    let id = app.create_campaign(json!({ "name": "Storm" })).await;
+    app.load_codes(&id, "S", 10).await;
+    let answers = join_all((0..50).map(|_| claim_json(&app, &id, "stormy"))).await;
+    let created = answers.iter().filter(|(s, _, _)| *s == 201).count();
+    let replayed = answers
+        .iter()
+        .filter(|(s, _, replayed)| *s == 200 && *replayed)
+        .count();
+    assert_eq!((created, replayed), (1, 49));
+    let codes: HashSet<&str> = answers
+        .iter()
+        .map(|(_, body, _)| body["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes.len(), 1);
+    assert_eq!(app.campaign(&id).await["issued_total"], 1);
+}
+
+async fn concurrent_users_never_see_a_false_sold_out(app: TestApp) {
+    let id = app.create_campaign(json!({ "name": "Forty" })).await;
+    app.load_codes(&id, "F", 40).await;
+    let users: Vec<String> = (0..40).map(|i| format!("user-{i}")).collect();
+    let answers = join_all(users.iter().map(|u| claim_json(&app, &id, u))).await;
+    let statuses: Vec<u16> = answers.iter().map(|(s, _, _)| *s).collect();
+    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+    let codes: HashSet<&str> = answers
+        .iter()
+        .map(|(_, body, _)| body["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes.len(), 40);
+    assert_error(app.claim(&id, "user-41").await, 409, "out_of_stock").await;
+    assert_books_balance(&app).await;
+}
+
+async fn a_concurrent_crowd_fills_the_limit_exactly(app: TestApp) {
+    let id = app
+        .create_campaign(json!({ "name": "Crowd", "daily_limit": 100 }))
+        .await;
+    app.load_codes(&id, "W", 300).await;
+    let users: Vec<String> = (0..300).map(|i| format!("crowd-{i}")).collect();
+    let answers = join_all(users.iter().map(|u| claim_json(&app, &id, u))).await;
+    let created = answers.iter().filter(|(s, _, _)| *s == 201).count();
+    let limited = answers
+        .iter()
+        .filter(|(s, body, _)| *s == 409 && body["code"] == "daily_limit_reached")
+        .count();
+    assert_eq!((created, limited), (100, 200));
+    let codes: HashSet<&str> = answers
+        .iter()
+        .filter(|(s, _, _)| *s == 201)
+        .map(|(_, body, _)| body["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes.len(), 100);
+    assert_eq!(app.campaign(&id).await["issued_today"], 100);
+    assert_books_balance(&app).await;
+}
+
+async fn days_roll_over_at_each_campaigns_local_midnight(app: TestApp) {
+    let tokyo = app
+        .create_campaign(json!({ "name": "Tokyo", "daily_limit": 1, "time_zone": "Asia/Tokyo" }))
+        .await;
+    let new_york = app
+        .create_campaign(json!({ "name": "NY", "daily_limit": 1, "time_zone": "America/New_York" }))
+        .await;
+    for id in [&tokyo, &new_york] {
+        app.load_codes(id, "D", 5).await;
+    }
+    // 23:59:59 in Tokyo (UTC+9) is 09:59:59 in New York (UTC-5).
+    app.clock.set(at("2026-11-22T14:59:59Z"));
+    let (status, body, _) = claim_json(&app, &tokyo, "t1").await;
+    assert_eq!((status, body["day"].as_str()), (201, Some("2026-11-22")));
+    let refused = app.claim(&tokyo, "t2").await;
+    assert_eq!(refused.headers()["retry-after"], "1");
+    assert_error(refused, 409, "daily_limit_reached").await;
+    let (status, body, _) = claim_json(&app, &new_york, "n1").await;
+    assert_eq!((status, body["day"].as_str()), (201, Some("2026-11-22")));
+
+    app.clock.set(at("2026-11-22T15:00:00Z"));
+    let (status, body, _) = claim_json(&app, &tokyo, "t2").await;
+    assert_eq!((status, body["day"].as_str()), (201, Some("2026-11-23")));
+    assert_error(app.claim(&new_york, "n2").await, 409, "daily_limit_reached").await;
+
+    // 23:59:59 and 00:00:00 in New York.
+    app.clock.set(at("2026-11-23T04:59:59Z"));
+    assert_error(app.claim(&new_york, "n2").await, 409, "daily_limit_reached").await;
+    app.clock.set(at("2026-11-23T05:00:00Z"));
+    let (status, body, _) = claim_json(&app, &new_york, "n2").await;
+    assert_eq!((status, body["day"].as_str()), (201, Some("2026-11-23")));
+    assert_books_balance(&app).await;
+}
+
+async fn codes_of_a_revoked_batch_are_never_issued(app: TestApp) {
+    let id = app.create_campaign(json!({ "name": "Revoked" })).await;
+    let revoked = app.load_codes(&id, "OLD", 20).await;
+    app.load_codes(&id, "NEW", 20).await;
+    let revoke = app
+        .admin_post(
+            &format!("/v1/admin/campaigns/{id}/batches/{revoked}/revoke"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(revoke.status(), 200);
+    let users: Vec<String> = (0..25).map(|i| format!("r-{i}")).collect();
+    let answers = join_all(users.iter().map(|u| claim_json(&app, &id, u))).await;
+    let issued: Vec<&str> = answers
+        .iter()
+        .filter(|(s, _, _)| *s == 201)
+        .map(|(_, body, _)| body["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(issued.len(), 20);
+    assert!(
+        issued.iter().all(|code| code.starts_with("NEW-")),
+        "{issued:?}"
+    );
+    assert_eq!(
+        answers.iter().filter(|(s, _, _)| *s == 409).count(),
+        5,
+        "the rest are out of stock"
+    );
+}
+
+async fn a_lowered_limit_holds_and_a_raised_one_reopens_the_day(app: TestApp) {
+    let id = app
+        .create_campaign(json!({ "name": "Moving", "daily_limit": 10 }))
+        .await;
+    app.load_codes(&id, "M", 20).await;
+    for i in 0..3 {
+        assert_eq!(app.claim(&id, &format!("m{i}")).await.status(), 201);
+    }
+    let path = format!("/v1/admin/campaigns/{id}");
+    app.admin_patch(&path, json!({ "daily_limit": 2 })).await;
+    assert_error(app.claim(&id, "m3").await, 409, "daily_limit_reached").await;
+    app.admin_patch(&path, json!({ "daily_limit": 4 })).await;
+    assert_eq!(app.claim(&id, "m3").await.status(), 201);
+    assert_error(app.claim(&id, "m4").await, 409, "daily_limit_reached").await;
+    assert_books_balance(&app).await;
+}
+
+on_both_backends! {
+    the_pick_query_keeps_its_index_after_many_claims => the_pick_query_keeps_its_index_after_many_claims;
+}
+
+/// The plan-flip trap: after many claims the pick must still walk `idx_codes_pick`, never
+/// PRIMARY over the issued rows at the head of the table.
+async fn the_pick_query_keeps_its_index_after_many_claims(app: TestApp) {
+    use giftcodes::claim::queries::pick_sql;
+    use sea_orm::{ConnectionTrait, Statement};
+
+    let id = app.create_campaign(json!({ "name": "Plan" })).await;
+    app.load_codes(&id, "P", 1500).await;
+    let users: Vec<String> = (0..1200).map(|i| format!("plan-{i}")).collect();
+    for chunk in users.chunks(200) {
+        join_all(chunk.iter().map(|u| app.claim(&id, u))).await;
+    }
+    if app.db.get_database_backend() == sea_orm::DbBackend::MySql {
+        app.db
+            .execute_unprepared("ANALYZE TABLE codes")
+            .await
+            .unwrap();
+    }
+    let backend = app.db.get_database_backend();
+    let explain = match backend {
+        sea_orm::DbBackend::Sqlite => "EXPLAIN QUERY PLAN ",
+        _ => "EXPLAIN ",
+    };
+    let campaign = uuid::Uuid::parse_str(&id).unwrap();
+    let rows = app
+        .db
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            format!("{explain}{}", pick_sql(backend)),
+            [campaign.into(), 0i16.into(), 64i64.into()],
+        ))
+        .await
+        .unwrap();
+    let plan: Vec<String> = rows
+        .iter()
+        .map(|row| match backend {
+            sea_orm::DbBackend::Sqlite => row.try_get::<String>("", "detail").unwrap(),
+            _ => row
+                .try_get::<Option<String>>("", "key")
+                .unwrap()
+                .unwrap_or_default(),
+        })
+        .collect();
+    assert!(
+        plan.iter().any(|step| step.contains("idx_codes_pick")),
+        "pick plan: {plan:?}"
+    );
+    assert!(
+        !plan
+            .iter()
+            .any(|step| step == "PRIMARY" || step.contains("SCAN codes")),
+        "pick plan: {plan:?}"
+    );
+}

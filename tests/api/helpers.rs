@@ -1,0 +1,269 @@
+//! `spawn_app`: the real application on port 0 over a database of its own, and request helpers.
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use clap::Parser;
+use giftcodes::config::Cli;
+use giftcodes::domain::Clock;
+use giftcodes::startup::Application;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+pub const CLIENT_TOKEN: &str = "test-client-token-0123456789";
+
+/// Where MariaDB tests connect (a login allowed to create `giftcodes_*` databases).
+fn mysql_server_url() -> String {
+    std::env::var("GIFTCODES_TEST_MYSQL_URL")
+        .unwrap_or_else(|_| "mysql://giftcodes:giftcodes@127.0.0.1:3306".to_owned())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    MariaDb,
+    Sqlite,
+}
+
+/// A clock tests can stop and move; it follows the system clock until set.
+#[derive(Default)]
+pub struct TestClock(Mutex<Option<DateTime<Utc>>>);
+
+impl TestClock {
+    pub fn set(&self, now: DateTime<Utc>) {
+        *self.0.lock().unwrap() = Some(now);
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0
+            .lock()
+            .unwrap()
+            .unwrap_or_else(|| giftcodes::domain::SystemClock.now())
+    }
+}
+
+/// A database that exists for one test and is dropped after it, even when the test fails.
+pub enum TestDatabase {
+    MariaDb { name: String },
+    Sqlite { _dir: tempfile::TempDir },
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let TestDatabase::MariaDb { name } = self {
+            let sql = format!("DROP DATABASE IF EXISTS `{name}`");
+            // Drop runs outside any runtime we may block: use a thread with its own.
+            let _ = std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(async {
+                        if let Ok(server) = Database::connect(mysql_server_url()).await {
+                            let _ = server.execute_unprepared(&sql).await;
+                        }
+                    })
+            })
+            .join();
+        }
+    }
+}
+
+/// Creates an empty database of `backend`; returns its URL.
+pub async fn create_database(backend: Backend) -> (String, TestDatabase) {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}/test.db?mode=rwc", dir.path().display());
+            (url, TestDatabase::Sqlite { _dir: dir })
+        }
+        Backend::MariaDb => {
+            let server_url = mysql_server_url();
+            let server = Database::connect(&server_url).await.unwrap_or_else(|err| {
+                panic!(
+                    "MariaDB is not reachable at {server_url} ({err}).\n\
+                     Start it with: start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd\n\
+                     and create the test login with: bash scripts/mariadb-test-login.sh\n\
+                     (or point GIFTCODES_TEST_MYSQL_URL at a server where the login may create giftcodes_* databases)"
+                )
+            });
+            let name = format!("giftcodes_t_{}", Uuid::new_v4().simple());
+            server
+                .execute_unprepared(&format!("CREATE DATABASE `{name}`"))
+                .await
+                .expect("create test database");
+            (
+                format!("{server_url}/{name}"),
+                TestDatabase::MariaDb { name },
+            )
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub http: reqwest::Client,
+    pub clock: Arc<TestClock>,
+    pub db: DatabaseConnection,
+    _database: TestDatabase,
+}
+
+/// Starts the application on port 0 over a new database, with `extra` command-line settings.
+pub async fn spawn_app_with(backend: Backend, extra: &[&str]) -> TestApp {
+    let (url, database) = create_database(backend).await;
+    let mut args = vec![
+        "giftcodes",
+        "--listen",
+        "127.0.0.1:0",
+        "--database-url",
+        &url,
+        "--admin-token",
+        ADMIN_TOKEN,
+        "--client-tokens",
+        CLIENT_TOKEN,
+    ];
+    args.extend_from_slice(extra);
+    let settings = Cli::try_parse_from(args).expect("test settings").settings;
+    let clock = Arc::new(TestClock::default());
+    let app = Application::build_with_clock(settings, clock.clone())
+        .await
+        .expect("application builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        http: reqwest::Client::new(),
+        clock,
+        db: Database::connect(&url).await.expect("test connection"),
+        _database: database,
+    }
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, &[]).await
+}
+
+/// Runs a test body once on MariaDB and once on SQLite, as two test functions.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident => $body:path;)+) => {
+        $(
+            mod $name {
+                use super::*;
+
+                #[tokio::test]
+                async fn mariadb() {
+                    $body($crate::helpers::spawn_app($crate::helpers::Backend::MariaDb).await).await;
+                }
+
+                #[tokio::test]
+                async fn sqlite() {
+                    $body($crate::helpers::spawn_app($crate::helpers::Backend::Sqlite).await).await;
+                }
+            }
+        )+
+    };
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn admin_post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn admin_get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn admin_patch(&self, path: &str, body: Value) -> reqwest::Response {
+        self.http
+            .patch(self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Creates a campaign from `body` and returns its id.
+    pub async fn create_campaign(&self, body: Value) -> String {
+        let response = self.admin_post("/v1/admin/campaigns", body).await;
+        assert_eq!(response.status(), 201);
+        let campaign: Value = response.json().await.unwrap();
+        campaign["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn campaign(&self, id: &str) -> Value {
+        let response = self.admin_get(&format!("/v1/admin/campaigns/{id}")).await;
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    /// Uploads `body` as text/plain into the campaign.
+    pub async fn load_text(&self, campaign: &str, body: String) -> reqwest::Response {
+        self.http
+            .post(self.url(&format!("/v1/admin/campaigns/{campaign}/batches")))
+            .bearer_auth(ADMIN_TOKEN)
+            .header("content-type", "text/plain")
+            .body(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Loads `count` codes `{prefix}-{i}` and returns the batch id.
+    pub async fn load_codes(&self, campaign: &str, prefix: &str, count: usize) -> String {
+        let body: String = (0..count).map(|i| format!("{prefix}-{i}\n")).collect();
+        let response = self.load_text(campaign, body).await;
+        assert_eq!(response.status(), 201);
+        let batch: Value = response.json().await.unwrap();
+        assert_eq!(batch["inserted"], count);
+        batch["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn claim(&self, campaign: &str, user: &str) -> reqwest::Response {
+        self.http
+            .post(self.url(&format!("/v1/campaigns/{campaign}/claims")))
+            .bearer_auth(CLIENT_TOKEN)
+            .json(&json!({ "user_id": user }))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// One number from a SQL query against the app's database.
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        let row = self
+            .db
+            .query_one_raw(Statement::from_string(self.db.get_database_backend(), sql))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get_by_index(0).unwrap()
+    }
+}
+
+/// Asserts an error answer: status and stable code.
+pub async fn assert_error(response: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status(), status, "expected {status} {code}");
+    let body: Value = response.json().await.expect("JSON error body");
+    assert_eq!(body["code"], code, "body: {body}");
+    assert!(body["message"].is_string(), "body: {body}");
+    body
+}

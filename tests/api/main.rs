@@ -1,0 +1,9 @@
+//! HTTP tests against the real application on port 0, each with its own database, on MariaDB
+//! and on SQLite.
+mod batches;
+mod campaigns;
+mod claims;
+mod helpers;
+mod multi_process;
+mod ops;
+mod spec;

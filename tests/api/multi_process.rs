@@ -1,0 +1,212 @@
+//! Several `giftcodes serve` processes over one MariaDB database: the cap and the one-code-per-
+//! user rule hold across instances. (`scripts/cap-exactness-loop.sh` runs this 20 times.)
+use std::collections::{HashMap, HashSet};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+
+use crate::helpers::{ADMIN_TOKEN, Backend, CLIENT_TOKEN, create_database};
+
+const PROCESSES: usize = 3;
+const IN_FLIGHT: usize = 240;
+
+/// Service processes, killed when the test ends however it ends.
+struct Fleet {
+    children: Vec<Child>,
+    addresses: Vec<String>,
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start_fleet(database_url: &str) -> Fleet {
+    let binary = env!("CARGO_BIN_EXE_giftcodes");
+    let migrated = Command::new(binary)
+        .arg("migrate")
+        .env("DATABASE_URL", database_url)
+        .stdout(Stdio::null())
+        .status()
+        .expect("run giftcodes migrate");
+    assert!(migrated.success());
+    let mut fleet = Fleet {
+        children: Vec::new(),
+        addresses: Vec::new(),
+    };
+    for _ in 0..PROCESSES {
+        let port = free_port();
+        let child = Command::new(binary)
+            .arg("serve")
+            .env("GIFTCODES_LISTEN", format!("127.0.0.1:{port}"))
+            .env("DATABASE_URL", database_url)
+            .env("GIFTCODES_MIGRATE", "false")
+            .env("GIFTCODES_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("GIFTCODES_CLIENT_TOKENS", CLIENT_TOKEN)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start giftcodes serve");
+        fleet.children.push(child);
+        fleet.addresses.push(format!("http://127.0.0.1:{port}"));
+    }
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for address in &fleet.addresses {
+        while http.get(format!("{address}/healthz")).send().await.is_err() {
+            assert!(Instant::now() < deadline, "{address} did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    fleet
+}
+
+/// Sends one claim per entry of `users` (repeats allowed), spread round-robin over the fleet,
+/// with at most [`IN_FLIGHT`] at once; returns `(status, body)` per request.
+async fn claim_all(fleet: &Fleet, campaign: &str, users: Vec<String>) -> Vec<(u16, Value)> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(IN_FLIGHT)
+        .build()
+        .unwrap();
+    let gate = Arc::new(Semaphore::new(IN_FLIGHT));
+    let mut tasks = Vec::with_capacity(users.len());
+    for (i, user) in users.into_iter().enumerate() {
+        let url = format!(
+            "{}/v1/campaigns/{campaign}/claims",
+            fleet.addresses[i % PROCESSES]
+        );
+        let (http, gate) = (http.clone(), gate.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = gate.acquire_owned().await.unwrap();
+            let response = http
+                .post(url)
+                .bearer_auth(CLIENT_TOKEN)
+                .json(&json!({ "user_id": user }))
+                .send()
+                .await
+                .expect("claim request");
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }));
+    }
+    let mut answers = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    answers
+}
+
+async fn create_campaign(fleet: &Fleet, body: Value) -> String {
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/admin/campaigns", fleet.addresses[0]))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn load_codes(fleet: &Fleet, campaign: &str, prefix: &str, count: usize) {
+    let body: String = (0..count).map(|i| format!("{prefix}-{i}\n")).collect();
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/v1/admin/campaigns/{campaign}/batches",
+            fleet.addresses[1]
+        ))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("content-type", "text/plain")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+}
+
+#[tokio::test]
+async fn three_processes_issue_exactly_the_daily_limit_and_one_code_per_user() {
+    let (url, _database) = create_database(Backend::MariaDb).await;
+    let fleet = start_fleet(&url).await;
+
+    let capped = create_campaign(&fleet, json!({ "name": "Cap", "daily_limit": 1000 })).await;
+    load_codes(&fleet, &capped, "CAP", 3000).await;
+    let users: Vec<String> = (0..3000).map(|i| format!("user-{i}")).collect();
+    let answers = claim_all(&fleet, &capped, users).await;
+    let mut by_outcome: HashMap<String, usize> = HashMap::new();
+    for (status, body) in &answers {
+        let outcome = match status {
+            201 => "201".to_owned(),
+            _ => format!("{status} {}", body["code"].as_str().unwrap_or("?")),
+        };
+        *by_outcome.entry(outcome).or_default() += 1;
+    }
+    let expected = HashMap::from([
+        ("201".to_owned(), 1000),
+        ("409 daily_limit_reached".to_owned(), 2000),
+    ]);
+    assert_eq!(by_outcome, expected);
+    let codes: HashSet<&str> = answers
+        .iter()
+        .filter(|(status, _)| *status == 201)
+        .map(|(_, body)| body["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes.len(), 1000, "every issued code is distinct");
+
+    let db = sea_orm::Database::connect(&url).await.unwrap();
+    let scalar = |sql: &'static str| {
+        let db = db.clone();
+        async move {
+            use sea_orm::ConnectionTrait;
+            let row = db
+                .query_one_raw(sea_orm::Statement::from_string(
+                    db.get_database_backend(),
+                    sql,
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            row.try_get_by_index::<i64>(0).unwrap()
+        }
+    };
+    assert_eq!(
+        scalar("SELECT COUNT(*) FROM codes WHERE status = 1").await,
+        1000
+    );
+    assert_eq!(
+        scalar("SELECT CAST(SUM(issued) AS SIGNED) FROM campaign_day_counters").await,
+        1000,
+        "the counter equals the COUNT"
+    );
+
+    let open = create_campaign(&fleet, json!({ "name": "Same user" })).await;
+    load_codes(&fleet, &open, "SAME", 10).await;
+    let answers = claim_all(&fleet, &open, vec!["one-user".to_owned(); 60]).await;
+    let created = answers.iter().filter(|(s, _)| *s == 201).count();
+    let replayed = answers.iter().filter(|(s, _)| *s == 200).count();
+    assert_eq!((created, replayed), (1, 59), "{answers:?}");
+    let codes: HashSet<&str> = answers
+        .iter()
+        .map(|(_, body)| body["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes.len(), 1);
+}
