@@ -41,6 +41,19 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, StartupE
         .max_lifetime(Duration::from_secs(30 * 60))
         .test_before_acquire_if_idle_for(Duration::from_secs(1))
         .sqlx_logging(false);
+    // The claim path relies on READ COMMITTED (see `claim::batch::begin`); setting it once
+    // per connection saves a round trip per transaction.
+    options.map_sqlx_mysql_pool_opts(|pool| {
+        pool.after_connect(|connection, _| {
+            Box::pin(async move {
+                use sea_orm::sqlx::Executor;
+                connection
+                    .execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                    .await
+                    .map(drop)
+            })
+        })
+    });
     if settings.database_url.is_sqlite() {
         options.map_sqlx_sqlite_opts(|sqlite| {
             sqlite

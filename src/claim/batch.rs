@@ -6,8 +6,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use sea_orm::{
-    AccessMode, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, IsolationLevel,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -355,9 +355,10 @@ impl Issue {
     }
 }
 
-/// A claim transaction: READ COMMITTED on MySQL/MariaDB, so that the non-locking reads (the
-/// exact path's `COUNT`) see every commit made before this transaction took the counter lock,
-/// and scans take no gap locks; `BEGIN IMMEDIATE` on SQLite, which makes it the only writer.
+/// A claim transaction. On MySQL/MariaDB it runs at READ COMMITTED, which every pooled
+/// connection is set to when it opens (`startup::connect`): the non-locking reads (the exact
+/// path's `COUNT`) then see every commit made before this transaction took the counter lock,
+/// and the scans take no gap locks. On SQLite it is `BEGIN IMMEDIATE`: the only writer.
 async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
     match db.get_database_backend() {
         DbBackend::Sqlite => {
@@ -367,13 +368,7 @@ async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
             })
             .await
         }
-        _ => {
-            db.begin_with_config(
-                Some(IsolationLevel::ReadCommitted),
-                Some(AccessMode::ReadWrite),
-            )
-            .await
-        }
+        _ => db.begin().await,
     }
 }
 

@@ -248,7 +248,14 @@ async fn answer_group(ctx: &mut batch::ClaimContext<'_>, campaign_id: Uuid, jobs
         .filter(|job| seen.insert(&job.user))
         .map(|job| job.user.clone())
         .collect();
+    let started = std::time::Instant::now();
     let results = batch::claim_for_users(ctx, campaign_id, &users).await;
+    tracing::debug!(
+        %campaign_id,
+        requests = jobs.len(),
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "claim batch"
+    );
     // The first request of a user gets the new claim; its repeats in the batch get replays.
     let mut answered_new = HashSet::with_capacity(users.len());
     for job in jobs {

@@ -409,3 +409,26 @@ async fn the_pick_query_keeps_its_index_after_many_claims(app: TestApp) {
         "pick plan: {plan:?}"
     );
 }
+
+/// The claim path's exactness argument relies on READ COMMITTED; the pool sets it per
+/// connection.
+#[tokio::test]
+async fn pooled_mariadb_connections_run_read_committed() {
+    use clap::Parser;
+    use sea_orm::{ConnectionTrait, Statement};
+
+    let (url, _database) = crate::helpers::create_database(crate::helpers::Backend::MariaDb).await;
+    let settings = giftcodes::config::Cli::try_parse_from(["giftcodes", "--database-url", &url])
+        .unwrap()
+        .settings;
+    let db = giftcodes::startup::connect(&settings).await.unwrap();
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT @@SESSION.tx_isolation",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.try_get_by_index::<String>(0).unwrap(), "READ-COMMITTED");
+}
