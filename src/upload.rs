@@ -107,6 +107,12 @@ impl BatchLoader {
                 count: self.duplicates.count,
             });
         }
+        if self.inserted == 0 {
+            self.txn.rollback().await?;
+            return Err(AppError::InvalidRequest(
+                "the batch holds no codes".to_owned(),
+            ));
+        }
         let batch = store::batches::set_size(&self.txn, self.batch, self.inserted as i64).await?;
         self.txn.commit().await?;
         Ok((batch, self.inserted))
@@ -122,12 +128,13 @@ impl BatchLoader {
         let chunk = std::mem::take(&mut self.chunk);
         let mut seen = HashSet::with_capacity(chunk.len());
         let mut distinct = Vec::with_capacity(chunk.len());
+        // This chunk's clashes, recorded in line order once all are known.
+        let mut clashes: Vec<(u64, &str, &str)> = Vec::new();
         for (line, code) in &chunk {
             if seen.insert(code.as_str()) {
                 distinct.push(code.as_str());
             } else {
-                self.duplicates
-                    .record(*line, code.as_str(), "duplicate_in_batch");
+                clashes.push((*line, code.as_str(), "duplicate_in_batch"));
             }
         }
         let (campaign_id, batch_id) = (self.batch.campaign_id, self.batch.id);
@@ -140,23 +147,24 @@ impl BatchLoader {
             self.inserted += inserted;
         } else {
             savepoint.rollback().await?;
-            let clashes = store::codes::existing(&self.txn, campaign_id, &distinct).await?;
-            let mut reported = HashSet::with_capacity(clashes.len());
-            for (code, holder) in &clashes {
+            let existing = store::codes::existing(&self.txn, campaign_id, &distinct).await?;
+            for (code, holder) in &existing {
                 let reason = if *holder == batch_id {
                     "duplicate_in_batch"
                 } else {
                     "already_in_campaign"
                 };
-                if let Some((line, _)) = chunk.iter().find(|(_, c)| c.as_str() == code)
-                    && reported.insert(code.as_str())
-                {
-                    self.duplicates.record(*line, code, reason);
+                if let Some((line, code)) = chunk.iter().find(|(_, c)| c.as_str() == code) {
+                    clashes.push((*line, code.as_str(), reason));
                 }
             }
             self.inserted +=
                 store::codes::insert_skipping_clashes(&self.txn, campaign_id, batch_id, &distinct)
                     .await?;
+        }
+        clashes.sort_unstable_by_key(|(line, _, _)| *line);
+        for (line, code, reason) in clashes {
+            self.duplicates.record(line, code, reason);
         }
         self.chunk = chunk;
         self.chunk.clear();

@@ -220,8 +220,10 @@ async fn view_campaign(state: &AppState, campaign: campaigns::Model) -> Result<C
         AppError::Internal
     })?;
     let today = local_day(state.clock.now(), tz.tz());
-    let counts = store::codes::campaign_status_counts(&state.db, campaign.id).await?;
-    let issued_today = store::counters::issued_on(&state.db, campaign.id, today).await?;
+    let snapshot = store::read_snapshot(&state.db).await?;
+    let counts = store::codes::campaign_status_counts(&snapshot, campaign.id).await?;
+    let issued_today = store::counters::issued_on(&snapshot, campaign.id, today).await?;
+    snapshot.commit().await?;
     let remaining_today = campaign
         .daily_limit
         .map(|limit| (i64::from(limit) - issued_today).max(0));

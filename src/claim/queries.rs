@@ -46,7 +46,8 @@ pub async fn campaign_state(
 }
 
 /// The pick: up to `n` available codes of the campaign, oldest first, locked for this
-/// transaction. On MySQL/MariaDB rows other transactions hold are skipped (`SKIP LOCKED`), so
+/// transaction. (`issue_day IS NULL` always holds for available codes; saying so lets the
+/// index deliver them in `id` order without a sort.) On MySQL/MariaDB rows other transactions hold are skipped (`SKIP LOCKED`), so
 /// concurrent claimers never wait on each other here; the index is forced so the plan cannot
 /// flip to a PRIMARY walk over issued rows. SQLite has one writer (`BEGIN IMMEDIATE`) and no
 /// row locks, so it reads plainly through the same index.
@@ -77,11 +78,12 @@ pub fn pick_sql(backend: DbBackend) -> &'static str {
     match backend {
         DbBackend::Sqlite => {
             "SELECT id, code FROM codes INDEXED BY idx_codes_pick \
-             WHERE campaign_id = ? AND status = ? ORDER BY id LIMIT ?"
+             WHERE campaign_id = ? AND status = ? AND issue_day IS NULL ORDER BY id LIMIT ?"
         }
         _ => {
             "SELECT id, code FROM codes FORCE INDEX (idx_codes_pick) \
-             WHERE campaign_id = ? AND status = ? ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED"
+             WHERE campaign_id = ? AND status = ? AND issue_day IS NULL \
+             ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED"
         }
     }
 }
@@ -210,8 +212,12 @@ pub async fn count_issued_on(
     let row = db
         .query_one_raw(statement(
             db,
-            "SELECT COUNT(*) FROM codes WHERE campaign_id = ? AND issue_day = ?",
-            vec![campaign_id.into(), day.into()],
+            "SELECT COUNT(*) FROM codes WHERE campaign_id = ? AND status = ? AND issue_day = ?",
+            vec![
+                campaign_id.into(),
+                (CodeStatus::Issued as i16).into(),
+                day.into(),
+            ],
         ))
         .await?
         .ok_or_else(|| DbErr::RecordNotFound("COUNT(*) row".to_owned()))?;

@@ -5,7 +5,26 @@ pub mod campaigns;
 pub mod codes;
 pub mod counters;
 
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
+use sea_orm::{
+    AccessMode, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    IsolationLevel, Statement, TransactionTrait, Value,
+};
+
+/// A read-only transaction whose reads all see one snapshot (REPEATABLE READ on MySQL/MariaDB;
+/// a deferred transaction on SQLite, which in WAL mode reads one snapshot too), for views that
+/// combine several counts.
+pub async fn read_snapshot(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    match db.get_database_backend() {
+        DbBackend::Sqlite => db.begin().await,
+        _ => {
+            db.begin_with_config(
+                Some(IsolationLevel::RepeatableRead),
+                Some(AccessMode::ReadOnly),
+            )
+            .await
+        }
+    }
+}
 
 /// Code status as stored in `codes.status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

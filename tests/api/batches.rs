@@ -274,3 +274,47 @@ async fn uploads_over_the_limit_are_refused_with_413_and_write_nothing() {
         assert_eq!(app.campaign(&id).await["available"], 0);
     }
 }
+
+on_both_backends! {
+    problems_are_listed_in_line_order => problems_are_listed_in_line_order;
+    an_empty_batch_is_refused => an_empty_batch_is_refused;
+}
+
+async fn problems_are_listed_in_line_order(app: TestApp) {
+    let id = app.create_campaign(json!({ "name": "Order" })).await;
+    app.load_codes(&id, "A", 2).await;
+    let response = app.load_text(&id, "B-1\nA-1\nB-2\nB-2\nA-0\n".into()).await;
+    let error = assert_error(response, 409, "duplicate_codes").await;
+    let lines: Vec<(i64, &str)> = error["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["line"].as_i64().unwrap(), p["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (2, "already_in_campaign"),
+            (4, "duplicate_in_batch"),
+            (5, "already_in_campaign")
+        ]
+    );
+}
+
+async fn an_empty_batch_is_refused(app: TestApp) {
+    let id = app.create_campaign(json!({ "name": "Empty" })).await;
+    assert_error(
+        app.load_text(&id, "\n\n".into()).await,
+        400,
+        "invalid_request",
+    )
+    .await;
+    let json_empty = app
+        .admin_post(
+            &format!("/v1/admin/campaigns/{id}/batches"),
+            json!({ "codes": [] }),
+        )
+        .await;
+    assert_error(json_empty, 400, "invalid_request").await;
+    assert_eq!(batch_rows(&app).await, 0);
+}
