@@ -190,6 +190,7 @@ async fn run_writer(
     settings: CoalescingSettings,
 ) {
     let mut time_zones = HashMap::new();
+    let mut pick_cursors = HashMap::new();
     let mut jobs = Vec::with_capacity(settings.max_batch);
     loop {
         if !take_batch(&receiver, &mut jobs, settings).await {
@@ -199,6 +200,7 @@ async fn run_writer(
             db: &db,
             clock: clock.as_ref(),
             time_zones: &mut time_zones,
+            pick_cursors: &mut pick_cursors,
         };
         for (campaign_id, group) in group_by_campaign(jobs.drain(..)) {
             answer_group(&mut ctx, campaign_id, group).await;

@@ -3,7 +3,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Value};
 use uuid::Uuid;
 
-use crate::store::{CodeStatus, placeholders, statement};
+use crate::store::{CodeStatus, padded, placeholders, statement};
 
 /// What the claim path needs to know about a campaign, with today's counter.
 #[derive(Debug, Clone)]
@@ -45,15 +45,17 @@ pub async fn campaign_state(
     .transpose()
 }
 
-/// The pick: up to `n` available codes of the campaign, oldest first, locked for this
-/// transaction. (`issue_day IS NULL` always holds for available codes; saying so lets the
-/// index deliver them in `id` order without a sort.) On MySQL/MariaDB rows other transactions hold are skipped (`SKIP LOCKED`), so
-/// concurrent claimers never wait on each other here; the index is forced so the plan cannot
-/// flip to a PRIMARY walk over issued rows. SQLite has one writer (`BEGIN IMMEDIATE`) and no
-/// row locks, so it reads plainly through the same index.
+/// The pick: up to `n` available codes of the campaign with `after < id <= up_to`, oldest
+/// first, locked for this transaction. On MySQL/MariaDB rows other transactions hold are
+/// skipped (`SKIP LOCKED`), so concurrent claimers never wait on each other here; the index is
+/// forced so the plan cannot flip to a PRIMARY walk over issued rows. SQLite has one writer
+/// (`BEGIN IMMEDIATE`) and no row locks, so it reads plainly through the same index.
+/// (`issue_day IS NULL` always holds for available codes; saying so lets the index deliver
+/// them in `id` order without a sort.)
 pub async fn pick_available(
     db: &impl ConnectionTrait,
     campaign_id: Uuid,
+    ids: IdRange,
     n: usize,
 ) -> Result<Vec<(i64, String)>, DbErr> {
     let sql = pick_sql(db.get_database_backend());
@@ -64,6 +66,8 @@ pub async fn pick_available(
             vec![
                 campaign_id.into(),
                 (CodeStatus::Available as i16).into(),
+                ids.after.into(),
+                ids.up_to.into(),
                 (n as i64).into(),
             ],
         ))
@@ -73,16 +77,32 @@ pub async fn pick_available(
         .collect()
 }
 
-/// The pick statement for `backend` (public so a test can `EXPLAIN` it).
+/// Which code ids a pick may return: `after < id <= up_to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdRange {
+    pub after: i64,
+    pub up_to: i64,
+}
+
+impl IdRange {
+    pub const ALL: IdRange = IdRange {
+        after: 0,
+        up_to: i64::MAX,
+    };
+}
+
+/// The pick statement for `backend` (public so a test can `EXPLAIN` it); binds campaign id,
+/// status, the id range and the limit.
 pub fn pick_sql(backend: DbBackend) -> &'static str {
     match backend {
         DbBackend::Sqlite => {
             "SELECT id, code FROM codes INDEXED BY idx_codes_pick \
-             WHERE campaign_id = ? AND status = ? AND issue_day IS NULL ORDER BY id LIMIT ?"
+             WHERE campaign_id = ? AND status = ? AND issue_day IS NULL AND id > ? AND id <= ? \
+             ORDER BY id LIMIT ?"
         }
         _ => {
             "SELECT id, code FROM codes FORCE INDEX (idx_codes_pick) \
-             WHERE campaign_id = ? AND status = ? AND issue_day IS NULL \
+             WHERE campaign_id = ? AND status = ? AND issue_day IS NULL AND id > ? AND id <= ? \
              ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED"
         }
     }
@@ -95,31 +115,31 @@ pub struct Assignment<'a> {
     pub claim_id: Uuid,
 }
 
-/// Marks the picked codes issued to their users, in one statement.
+/// Marks the picked codes issued to their users, in one statement (`assignments` not empty).
 pub async fn issue_codes(
     db: &impl ConnectionTrait,
     assignments: &[Assignment<'_>],
     issued_at: DateTime<Utc>,
     day: NaiveDate,
 ) -> Result<(), DbErr> {
-    let n = assignments.len();
+    let n = assignments.len().next_power_of_two();
     let mut users = String::with_capacity(n * 16);
     let mut claims = String::with_capacity(n * 16);
     let mut values: Vec<Value> = Vec::with_capacity(5 * n + 3);
     values.push((CodeStatus::Issued as i16).into());
     values.push(issued_at.into());
     values.push(day.into());
-    for a in assignments {
+    for a in padded(assignments) {
         users.push_str(" WHEN ? THEN ?");
         values.push(a.code_id.into());
         values.push(a.user_id.into());
     }
-    for a in assignments {
+    for a in padded(assignments) {
         claims.push_str(" WHEN ? THEN ?");
         values.push(a.code_id.into());
         values.push(a.claim_id.into());
     }
-    values.extend(assignments.iter().map(|a| Value::from(a.code_id)));
+    values.extend(padded(assignments).map(|a| Value::from(a.code_id)));
     let sql = format!(
         "UPDATE codes SET status = ?, issued_at = ?, issue_day = ?, \
          issued_to = CASE id{users} END, claim_id = CASE id{claims} END WHERE id IN {}",

@@ -3,7 +3,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{ConnectionTrait, DbErr, Value};
 use uuid::Uuid;
 
-use super::{StatusCounts, count_codes_by_status, insert_ignore, placeholders, statement};
+use super::{StatusCounts, count_codes_by_status, insert_ignore, padded, placeholders, statement};
 
 /// Inserts `codes` as available codes of `batch_id`, skipping any that clash with a code already
 /// in the campaign; returns how many were inserted.
@@ -76,22 +76,22 @@ pub struct IssuedCode {
     pub day: NaiveDate,
 }
 
-/// The codes the campaign issued to any of `users`.
+/// The codes the campaign issued to any of `users` (not empty).
 pub async fn issued_to_users(
     db: &impl ConnectionTrait,
     campaign_id: Uuid,
     users: &[&str],
 ) -> Result<Vec<IssuedCode>, DbErr> {
-    let mut values = Vec::with_capacity(users.len() + 1);
+    let mut values = Vec::with_capacity(users.len().next_power_of_two() + 1);
     values.push(Value::from(campaign_id));
-    values.extend(users.iter().map(|user| Value::from(*user)));
+    values.extend(padded(users).map(|user| Value::from(*user)));
     let rows = db
         .query_all_raw(statement(
             db,
             format!(
                 "SELECT claim_id, issued_to, code, issued_at, issue_day FROM codes \
                  WHERE campaign_id = ? AND issued_to IN {}",
-                placeholders(users.len())
+                placeholders(values.len() - 1)
             ),
             values,
         ))

@@ -46,6 +46,15 @@ impl CodeStatus {
     }
 }
 
+/// `items` repeated up to the next power of two in length (the last one repeats): the
+/// hot-path statements whose lists grow with the batch then come in a handful of shapes, so
+/// the driver's prepared-statement cache always hits (a miss costs a prepare round trip that
+/// stalled claims by ~45 ms under load). Repeats are harmless in `IN (…)` and `CASE`.
+pub(crate) fn padded<T>(items: &[T]) -> impl Iterator<Item = &T> {
+    let slots = items.len().next_power_of_two();
+    (0..slots).map(move |i| &items[i.min(items.len() - 1)])
+}
+
 /// `(?, ?, …)` with `n` placeholders.
 pub(crate) fn placeholders(n: usize) -> String {
     let mut list = String::with_capacity(2 + n * 3);
@@ -111,4 +120,17 @@ pub struct StatusCounts {
     pub available: i64,
     pub issued: i64,
     pub revoked: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::padded;
+
+    #[test]
+    fn padding_repeats_the_last_item_up_to_a_power_of_two() {
+        let padded_five: Vec<i32> = padded(&[1, 2, 3, 4, 5]).copied().collect();
+        assert_eq!(padded_five, [1, 2, 3, 4, 5, 5, 5, 5]);
+        assert_eq!(padded(&[7]).count(), 1);
+        assert_eq!(padded(&[1, 2, 3, 4]).count(), 4);
+    }
 }

@@ -384,7 +384,13 @@ async fn the_pick_query_keeps_its_index_after_many_claims(app: TestApp) {
         .query_all_raw(Statement::from_sql_and_values(
             backend,
             format!("{explain}{}", pick_sql(backend)),
-            [campaign.into(), 0i16.into(), 64i64.into()],
+            [
+                campaign.into(),
+                0i16.into(),
+                0i64.into(),
+                i64::MAX.into(),
+                64i64.into(),
+            ],
         ))
         .await
         .unwrap();
@@ -431,4 +437,37 @@ async fn pooled_mariadb_connections_run_read_committed() {
         .unwrap()
         .unwrap();
     assert_eq!(row.try_get_by_index::<String>(0).unwrap(), "READ-COMMITTED");
+}
+
+on_both_backends! {
+    a_code_freed_below_the_pick_cursor_is_still_issued => a_code_freed_below_the_pick_cursor_is_still_issued;
+}
+
+/// The writer starts its scan after the last code it issued; a code below that point that
+/// becomes available again (here: put back by hand, as a rollback elsewhere would) must still
+/// be issued before anyone hears `out_of_stock`.
+async fn a_code_freed_below_the_pick_cursor_is_still_issued(app: TestApp) {
+    use sea_orm::ConnectionTrait;
+
+    let id = app.create_campaign(json!({ "name": "Cursor" })).await;
+    app.load_codes(&id, "K", 6).await;
+    for user in ["u0", "u1", "u2"] {
+        assert_eq!(app.claim(&id, user).await.status(), 201);
+    }
+    for sql in [
+        "UPDATE codes SET status = 0, issued_to = NULL, issued_at = NULL, issue_day = NULL, \
+         claim_id = NULL WHERE code = 'K-1'",
+        "UPDATE campaign_day_counters SET issued = issued - 1",
+    ] {
+        app.db.execute_unprepared(sql).await.unwrap();
+    }
+    let mut codes = Vec::new();
+    for user in ["u3", "u4", "u5", "u6"] {
+        let (status, body, _) = claim_json(&app, &id, user).await;
+        assert_eq!(status, 201);
+        codes.push(body["code"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(codes, ["K-3", "K-4", "K-5", "K-1"]);
+    assert_error(app.claim(&id, "u7").await, 409, "out_of_stock").await;
+    assert_books_balance(&app).await;
 }
