@@ -32,9 +32,11 @@
 //! left. This holds across any number of writers and instances, which share only the database.
 //!
 //! # No false sold-out (invariant 4)
-//! `SKIP LOCKED` returns nothing when every free row is locked by another transaction. A
-//! shortfall is answered `out_of_stock` only after a plain (non-skipping) read finds no
-//! available code in committed data; otherwise the users wait briefly and scan again.
+//! `SKIP LOCKED` returns nothing when every free row is locked by another transaction, and the
+//! pick starts above a per-writer cursor (see `batch::Issue::pick`) before it looks below. A
+//! shortfall is answered `out_of_stock` only after a plain (non-skipping) read from the start
+//! of the range finds no available code in committed data; otherwise the users wait briefly
+//! and scan again.
 mod batch;
 pub mod queries;
 
