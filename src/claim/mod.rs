@@ -5,7 +5,7 @@
 //! Requests go to a bounded queue. A writer task takes whatever is queued (up to
 //! `max_batch`, waiting `linger` for more only if configured, so an idle service adds no delay),
 //! groups it by campaign and runs one issuing transaction per campaign group
-//! ([`batch::claim_for_users`]). Each request is answered only after that transaction has
+//! (`batch::claim_for_users`). Each request is answered only after that transaction has
 //! committed (invariant 5). Repeats of one user inside a batch share one result.
 //!
 //! # Why the cap is exact (shape A of `shared/design/claim-and-cap.md`)
