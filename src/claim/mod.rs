@@ -204,9 +204,22 @@ async fn run_writer(
             time_zones: &mut time_zones,
             pick_cursors: &mut pick_cursors,
         };
+        let mut unreachable = false;
         for (campaign_id, group) in group_by_campaign(jobs.drain(..)) {
-            answer_group(&mut ctx, campaign_id, group).await;
+            unreachable |= answer_group(&mut ctx, campaign_id, group).await;
         }
+        if unreachable {
+            refuse_queued_as_unavailable(&receiver).await;
+        }
+    }
+}
+
+/// Answers `unavailable` at once to every claim that queued while a batch found the database
+/// unreachable, so that none waits for the connection timeout more than once.
+async fn refuse_queued_as_unavailable(receiver: &Mutex<mpsc::Receiver<Job>>) {
+    let mut receiver = receiver.lock().await;
+    while let Ok(job) = receiver.try_recv() {
+        let _ = job.reply.send(Err(ClaimRefusal::Unavailable));
     }
 }
 
@@ -245,7 +258,12 @@ fn group_by_campaign(jobs: impl Iterator<Item = Job>) -> Vec<(Uuid, Vec<Job>)> {
     groups
 }
 
-async fn answer_group(ctx: &mut batch::ClaimContext<'_>, campaign_id: Uuid, jobs: Vec<Job>) {
+/// Claims for one campaign's jobs and answers each; true if the database was unreachable.
+async fn answer_group(
+    ctx: &mut batch::ClaimContext<'_>,
+    campaign_id: Uuid,
+    jobs: Vec<Job>,
+) -> bool {
     let mut seen = HashSet::with_capacity(jobs.len());
     let users: Vec<UserId> = jobs
         .iter()
@@ -260,6 +278,9 @@ async fn answer_group(ctx: &mut batch::ClaimContext<'_>, campaign_id: Uuid, jobs
         elapsed_us = started.elapsed().as_micros() as u64,
         "claim batch"
     );
+    let unreachable = results
+        .values()
+        .any(|result| matches!(result, Err(ClaimRefusal::Unavailable)));
     // The first request of a user gets the new claim; its repeats in the batch get replays.
     let mut answered_new = HashSet::with_capacity(users.len());
     for job in jobs {
@@ -274,4 +295,5 @@ async fn answer_group(ctx: &mut batch::ClaimContext<'_>, campaign_id: Uuid, jobs
         // A requester that gave up is not an error: a retry replays the committed claim.
         let _ = job.reply.send(answer);
     }
+    unreachable
 }
