@@ -86,7 +86,8 @@ done
 for r in $RATES; do [[ "$r" =~ ^[1-9][0-9]*$ ]] || die "RATES must be positive whole numbers, got '$r'"; done
 for p in $FLOOR_PHASES; do [[ "$p" =~ ^[1-9][0-9]*x[1-9][0-9]*$ ]] || die "FLOOR_PHASES entries look like 2x16, got '$p'"; done
 
-sql() { mariadb -u"$DB_USER" -p"$DB_PASS" -h"$DB_HOST" -P"$DB_PORT" --batch --skip-column-names "$@"; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 # --- cleanup --------------------------------------------------------------------------------
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/giftcodes-bench-claims.XXXXXX")
@@ -135,21 +136,10 @@ DATABASE_URL="$DATABASE_URL_BENCH" RUST_LOG=warn "$BIN" migrate >"$WORK/migrate.
   || { cat "$WORK/migrate.log" >&2; die "migrate failed"; }
 
 # --- service control -------------------------------------------------------------------------
-# A port below the kernel's ephemeral range (so no outgoing connection can take it meanwhile)
-# with no socket on it in any state.
-free_port() {
-  local low port
-  low=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-  for _ in $(seq 100); do
-    port=$(( 20000 + RANDOM % (low - 20000) ))
-    if ! ss -Htan "sport = :$port" | grep -q .; then echo "$port"; return; fi
-  done
-  die "no free port found"
-}
 PORT=$(free_port)
 BASE="http://127.0.0.1:$PORT"
-ADMIN_TOKEN="bench-admin-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
-CLIENT_TOKEN="bench-client-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
+ADMIN_TOKEN=$(bench_token bench-admin)
+CLIENT_TOKEN=$(bench_token bench-client)
 
 start_service() {
   GIFTCODES_LISTEN="127.0.0.1:$PORT" \
@@ -224,11 +214,6 @@ stop_service
 sql "$DB_NAME" -e "ANALYZE TABLE codes" >/dev/null
 
 # --- /proc helpers -------------------------------------------------------------------------------
-CLK_TCK=$(getconf CLK_TCK)
-cpu_seconds() {
-  [ -n "$1" ] && [ -r "/proc/$1/stat" ] || { echo 0; return; }
-  awk -v hz="$CLK_TCK" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat"
-}
 status_mb() { # pid, key
   awk -v key="$2:" '$1 == key { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo 0
 }

@@ -49,7 +49,8 @@ for tool in curl jq mariadb awk seq ss; do
   command -v "$tool" >/dev/null || die "needs '$tool' on PATH"
 done
 
-sql() { mariadb -u"$DB_USER" -p"$DB_PASS" -h"$DB_HOST" -P"$DB_PORT" --batch --skip-column-names "$@"; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 # --- cleanup --------------------------------------------------------------------------------
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/giftcodes-bench-upload.XXXXXX")
@@ -92,21 +93,10 @@ sql -e "CREATE DATABASE \`$DB_NAME\`"
 DB_CREATED=1
 
 # --- service ---------------------------------------------------------------------------------
-# A port below the kernel's ephemeral range (so no outgoing connection can take it meanwhile)
-# with no socket on it in any state.
-free_port() {
-  local low port
-  low=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-  for _ in $(seq 100); do
-    port=$(( 20000 + RANDOM % (low - 20000) ))
-    if ! ss -Htan "sport = :$port" | grep -q .; then echo "$port"; return; fi
-  done
-  die "no free port found"
-}
 PORT=$(free_port)
 BASE="http://127.0.0.1:$PORT"
-ADMIN_TOKEN="bench-admin-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
-CLIENT_TOKEN="bench-client-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
+ADMIN_TOKEN=$(bench_token bench-admin)
+CLIENT_TOKEN=$(bench_token bench-client)
 
 log "starting the service on $BASE (database $DB_NAME)"
 GIFTCODES_LISTEN="127.0.0.1:$PORT" \
@@ -141,11 +131,6 @@ rss_kb() { awk -v key="$2:" '$1 == key { print $2 }' "/proc/$1/status"; }
 IDLE_RSS_KB=$(rss_kb "$SERVICE_PID" VmRSS)
 HWM_BEFORE_KB=$(rss_kb "$SERVICE_PID" VmHWM)
 MARIADB_PID=$(pgrep -xo mariadbd || pgrep -xo mysqld || true)
-# CPU seconds (user + system) a process has used so far.
-cpu_seconds() {
-  [ -n "$1" ] && [ -r "/proc/$1/stat" ] || { echo 0; return; }
-  awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat"
-}
 SERVICE_CPU_BEFORE=$(cpu_seconds "$SERVICE_PID")
 MARIADB_CPU_BEFORE=$(cpu_seconds "$MARIADB_PID")
 

@@ -9,6 +9,7 @@
 //! ```
 //! Without `--campaign` it first creates a campaign (UTC, no daily limit) holding `--codes`
 //! codes. It stops early, and says so (`ran_out_of_codes`), when the campaign runs dry.
+use giftcodes_bench::{percentile_ms, round};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -299,18 +300,4 @@ async fn create_campaign(db: &DatabaseConnection, run: &str, codes: u64) -> Resu
         campaign.id
     );
     Ok(campaign.id)
-}
-
-/// The `q` quantile of sorted microsecond samples, in milliseconds.
-fn percentile_ms(sorted_us: &[u32], q: f64) -> f64 {
-    if sorted_us.is_empty() {
-        return 0.0;
-    }
-    let rank = ((q * sorted_us.len() as f64).ceil() as usize).clamp(1, sorted_us.len());
-    round(f64::from(sorted_us[rank - 1]) / 1000.0, 2)
-}
-
-fn round(value: f64, digits: i32) -> f64 {
-    let scale = 10f64.powi(digits);
-    (value * scale).round() / scale
 }

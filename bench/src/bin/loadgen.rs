@@ -14,6 +14,7 @@
 //! Requests that start (open loop: are due) during `--warmup-seconds` are sent but not
 //! counted. 201 counts as a claim; any other answer is counted by `"<status> <code>"` from its
 //! JSON body, and transport failures as `"io …"` or `"timeout"`.
+use giftcodes_bench::{percentile_ms, round};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -385,18 +386,4 @@ fn own_cpu_seconds() -> f64 {
     };
     // After the command name: state is field 0, utime field 11, stime field 12.
     (ticks(11) + ticks(12)) / 100.0
-}
-
-/// The `q` quantile of sorted microsecond samples, in milliseconds.
-fn percentile_ms(sorted_us: &[u32], q: f64) -> f64 {
-    if sorted_us.is_empty() {
-        return 0.0;
-    }
-    let rank = ((q * sorted_us.len() as f64).ceil() as usize).clamp(1, sorted_us.len());
-    round(f64::from(sorted_us[rank - 1]) / 1000.0, 2)
-}
-
-fn round(value: f64, digits: i32) -> f64 {
-    let scale = 10f64.powi(digits);
-    (value * scale).round() / scale
 }
