@@ -113,6 +113,24 @@ impl Settings {
     pub fn db_timeout(&self) -> Duration {
         Duration::from_millis(self.db_timeout_ms)
     }
+
+    /// Checks what the argument parser could not check without printing a secret.
+    pub fn validate(&self) -> Result<(), String> {
+        let short = "must be at least 16 printable ASCII characters (value not shown)";
+        if self
+            .admin_token
+            .as_ref()
+            .is_some_and(|t| !t.is_valid_token())
+        {
+            return Err(format!("GIFTCODES_ADMIN_TOKEN {short}"));
+        }
+        if let Some(list) = &self.client_tokens
+            && list.0.iter().any(|t| !t.is_valid_token())
+        {
+            return Err(format!("every token in GIFTCODES_CLIENT_TOKENS {short}"));
+        }
+        Ok(())
+    }
 }
 
 /// A database URL whose scheme the service supports; printed without its password.
@@ -175,15 +193,20 @@ impl Secret {
     }
 }
 
+impl Secret {
+    /// Whether it is usable as a bearer token: at least 16 printable ASCII characters.
+    fn is_valid_token(&self) -> bool {
+        self.0.len() >= 16 && self.0.chars().all(|c| c.is_ascii_graphic())
+    }
+}
+
+/// Never fails, so that a malformed token is not echoed by the argument parser's error;
+/// [`Settings::validate`] refuses it without showing it.
 impl FromStr for Secret {
     type Err = String;
 
     fn from_str(raw: &str) -> Result<Self, String> {
-        let token = raw.trim();
-        if token.len() < 16 || token.chars().any(|c| !c.is_ascii_graphic()) {
-            return Err("a token must be at least 16 printable ASCII characters".to_owned());
-        }
-        Ok(Self(token.to_owned()))
+        Ok(Self(raw.trim().to_owned()))
     }
 }
 
@@ -231,10 +254,22 @@ mod tests {
     }
 
     #[test]
-    fn tokens_are_short_checked_and_never_printed() {
-        assert!(Secret::from_str("short").is_err());
+    fn bad_tokens_are_refused_without_being_shown() {
+        let cli = Cli::try_parse_from(["giftcodes", "--admin-token", "short secret"]).unwrap();
+        let err = cli.settings.validate().unwrap_err();
+        assert!(err.contains("GIFTCODES_ADMIN_TOKEN") && !err.contains("short secret"));
+        let cli =
+            Cli::try_parse_from(["giftcodes", "--client-tokens", "aaaaaaaaaaaaaaaa,tiny"]).unwrap();
+        assert!(cli.settings.validate().is_err());
+    }
+
+    #[test]
+    fn tokens_are_never_printed() {
         let list = SecretList::from_str("aaaaaaaaaaaaaaaa, bbbbbbbbbbbbbbbb").unwrap();
         assert_eq!(list.0.len(), 2);
         assert!(!format!("{list:?}").contains("aaaa"));
+        let cli = Cli::try_parse_from(["giftcodes", "--admin-token", "cccccccccccccccc"]).unwrap();
+        assert!(cli.settings.validate().is_ok());
+        assert!(!format!("{cli:?}").contains("cccc"));
     }
 }

@@ -16,6 +16,8 @@ use crate::domain::{Clock, SystemClock};
 /// Why the service could not start (printed as one line by `main`).
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    #[error("{0}")]
+    Config(String),
     #[error("cannot connect to the database {url}: {source}")]
     Connect { url: String, source: DbErr },
     #[error("cannot apply migrations: {0}")]
@@ -105,6 +107,7 @@ impl Application {
         settings: Settings,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
+        settings.validate().map_err(StartupError::Config)?;
         let db = connect(&settings).await?;
         if settings.migrate {
             Migrator::up(&db, None)
