@@ -100,6 +100,7 @@ impl CampaignsApi {
         &self,
         _auth: AdminAuth,
         state: Data<&Arc<AppState>>,
+        /// The campaign to create.
         body: Json<NewCampaignRequest>,
     ) -> ApiResult<CampaignCreated> {
         let new = parse_new_campaign(body.0)?;
@@ -143,6 +144,7 @@ impl CampaignsApi {
         state: Data<&Arc<AppState>>,
         /// Campaign id.
         campaign_id: Path<Uuid>,
+        /// The fields to change.
         body: Json<CampaignPatch>,
     ) -> ApiResult<CampaignFound> {
         let changes = parse_patch(body.0)?;

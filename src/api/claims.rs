@@ -97,6 +97,7 @@ impl ClaimsApi {
         state: Data<&Arc<AppState>>,
         /// Campaign id.
         campaign_id: Path<Uuid>,
+        /// The user asking for a code.
         body: Json<ClaimRequest>,
     ) -> ApiResult<ClaimAnswer> {
         let user = UserId::parse(body.user_id.as_str()).map_err(AppError::InvalidRequest)?;
