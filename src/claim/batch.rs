@@ -152,7 +152,6 @@ async fn claim_round(
         campaign_id,
         now,
         day,
-        limit: state.daily_limit,
         cursor: ctx.pick_cursors.get(&campaign_id).copied().unwrap_or(0),
     };
     let outcome = match issue.fast(db, &wanting).await? {
@@ -244,7 +243,6 @@ struct Issue {
     campaign_id: Uuid,
     now: DateTime<Utc>,
     day: chrono::NaiveDate,
-    limit: Option<i32>,
     cursor: i64,
 }
 
@@ -276,7 +274,6 @@ impl Issue {
                 self.campaign_id,
                 self.day,
                 issued.len() as i64,
-                self.limit,
             )
             .await?;
         if !bumped {
@@ -293,8 +290,8 @@ impl Issue {
         }))
     }
 
-    /// Exact path: lock the day's counter, count the day's issued codes, issue only what fits,
-    /// and write the exact count back.
+    /// Exact path: lock the day's counter, count the day's issued codes, read the limit as
+    /// committed now, issue only what fits, and write the exact count back.
     async fn exact<'u>(
         &self,
         db: &DatabaseConnection,
@@ -310,7 +307,8 @@ impl Issue {
                 "day counter differed from the issued codes; the count wins"
             );
         }
-        let fit = claims_that_fit(self.limit, counted, users.len());
+        let limit = queries::daily_limit(&txn, self.campaign_id).await?;
+        let fit = claims_that_fit(limit, counted, users.len());
         let picked = if fit == 0 {
             Vec::new()
         } else {

@@ -149,34 +149,49 @@ pub async fn issue_codes(
     Ok(())
 }
 
-/// The fast gate: adds `k` to the day's counter if the result stays within `limit` (or always,
-/// when there is none). False when the row is missing or the day is too near its limit.
+/// The fast gate: adds `k` to the day's counter if the result stays within the campaign's
+/// daily limit as committed now (always, when it has none). False when the row is missing or
+/// the day is too near its limit. The limit is read here, at the gate, so a limit an operator
+/// lowered a moment ago already holds.
 pub async fn bump_counter_within_limit(
     db: &impl ConnectionTrait,
     campaign_id: Uuid,
     day: NaiveDate,
     k: i64,
-    limit: Option<i32>,
 ) -> Result<bool, DbErr> {
-    let (sql, values) = match limit {
-        Some(limit) => (
+    let result = db
+        .execute_raw(statement(
+            db,
             "UPDATE campaign_day_counters SET issued = issued + ? \
-             WHERE campaign_id = ? AND day = ? AND issued + ? <= ?",
+             WHERE campaign_id = ? AND day = ? \
+             AND issued + ? <= COALESCE((SELECT daily_limit FROM campaigns WHERE id = ?), ?)",
             vec![
                 k.into(),
                 campaign_id.into(),
                 day.into(),
                 k.into(),
-                i64::from(limit).into(),
+                campaign_id.into(),
+                i64::MAX.into(),
             ],
-        ),
-        None => (
-            "UPDATE campaign_day_counters SET issued = issued + ? WHERE campaign_id = ? AND day = ?",
-            vec![k.into(), campaign_id.into(), day.into()],
-        ),
-    };
-    let result = db.execute_raw(statement(db, sql, values)).await?;
+        ))
+        .await?;
     Ok(result.rows_affected() == 1)
+}
+
+/// The campaign's daily limit as committed now (`None`: no limit).
+pub async fn daily_limit(
+    db: &impl ConnectionTrait,
+    campaign_id: Uuid,
+) -> Result<Option<i32>, DbErr> {
+    let row = db
+        .query_one_raw(statement(
+            db,
+            "SELECT daily_limit FROM campaigns WHERE id = ?",
+            vec![campaign_id.into()],
+        ))
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("campaigns row".to_owned()))?;
+    row.try_get_by_index(0)
 }
 
 /// Creates the day's counter row at 0 if it does not exist (run on its own, outside the claim

@@ -246,7 +246,7 @@ impl Job {
             .collect();
         queries::issue_codes(&txn, &assignments, now, day).await?;
         let k = picked.len();
-        if !queries::bump_counter_within_limit(&txn, self.campaign, day, k as i64, None).await? {
+        if !queries::bump_counter_within_limit(&txn, self.campaign, day, k as i64).await? {
             txn.rollback().await?;
             return Err(DbErr::Custom("the day's counter row is missing".into()));
         }
