@@ -127,12 +127,27 @@ pub fn is_unreachable(err: &DbErr) -> bool {
     }
 }
 
+/// A deadlock (1213) or lock wait timeout (1205): the statement may well succeed when retried.
+fn is_lock_contention(err: &DbErr) -> bool {
+    let (DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) = err
+    else {
+        return false;
+    };
+    let sea_orm::sqlx::Error::Database(db_err) = e.as_ref() else {
+        return false;
+    };
+    db_err
+        .try_downcast_ref::<sea_orm::sqlx::mysql::MySqlDatabaseError>()
+        .is_some_and(|mysql| matches!(mysql.number(), 1205 | 1213))
+}
+
 impl From<DbErr> for AppError {
-    /// Unique-key violations become 409 `conflict`, an unreachable database 503 `unavailable`;
+    /// Unique-key violations become 409 `conflict`; an unreachable database, a deadlock or a
+    /// lock wait timeout 503 `unavailable` (retry later);
     /// anything else is logged here and answered as an opaque 500.
     fn from(err: DbErr) -> Self {
-        if is_unreachable(&err) {
-            tracing::warn!(error = %err, "database unreachable");
+        if is_unreachable(&err) || is_lock_contention(&err) {
+            tracing::warn!(error = %err, "database unreachable or busy");
             return AppError::Unavailable {
                 retry_after_secs: UNAVAILABLE_RETRY_AFTER_SECS,
             };

@@ -44,13 +44,21 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, StartupE
         .test_before_acquire_if_idle_for(Duration::from_secs(1))
         .sqlx_logging(false);
     // The claim path relies on READ COMMITTED (see `claim::batch::begin`); setting it once
-    // per connection saves a round trip per transaction.
-    options.map_sqlx_mysql_pool_opts(|pool| {
-        pool.after_connect(|connection, _| {
+    // per connection saves a round trip per transaction. A row lock is waited for no longer
+    // than a claim may take in all (InnoDB's default is 50 s), so contention ends as a retry
+    // or a 503 within the claim timeout.
+    let lock_wait_secs = settings.claim_timeout_ms.div_ceil(1000).max(1);
+    options.map_sqlx_mysql_pool_opts(move |pool| {
+        pool.after_connect(move |connection, _| {
             Box::pin(async move {
-                use sea_orm::sqlx::Executor;
+                use sea_orm::sqlx::{AssertSqlSafe, Executor};
                 connection
                     .execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                    .await?;
+                connection
+                    .execute(AssertSqlSafe(format!(
+                        "SET SESSION innodb_lock_wait_timeout = {lock_wait_secs}"
+                    )))
                     .await
                     .map(drop)
             })

@@ -1,8 +1,11 @@
 //! Campaign-day counters: how many codes a campaign issued on one local day (the daily cap's
 //! fast path; see `src/claim` in the service for the exactness argument).
+//!
+//! No foreign key to `campaigns`, on purpose: its check would take a shared lock on the
+//! campaign row whenever the claim path creates a day's row, and that lock queues behind an
+//! operator's PATCH, which itself waits for any upload in progress; claims would stall for the
+//! length of an upload. Only the claim path writes here, for campaigns it has just read.
 use sea_orm_migration::{prelude::*, schema::*};
-
-use crate::m20261122_000001_create_campaigns::Campaigns;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -22,12 +25,6 @@ impl MigrationTrait for Migration {
                         Index::create()
                             .col(CampaignDayCounters::CampaignId)
                             .col(CampaignDayCounters::Day),
-                    )
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_campaign_day_counters_campaign")
-                            .from(CampaignDayCounters::Table, CampaignDayCounters::CampaignId)
-                            .to(Campaigns::Table, Campaigns::Id),
                     )
                     .to_owned(),
             )

@@ -25,9 +25,11 @@ pub struct NewCampaignRequest {
     pub daily_limit: Option<i64>,
     /// IANA time zone whose midnight starts a new day for the daily limit; default `UTC`.
     pub time_zone: Option<JsonString>,
-    /// Claims are refused before this instant (RFC 3339); omitted: open at once.
+    /// Claims are refused before this instant (RFC 3339, 1970-01-01 to 2038-01-19T03:14:07Z);
+    /// omitted: open at once.
     pub starts_at: Option<DateTime<Utc>>,
-    /// Claims are refused from this instant on (RFC 3339); omitted: open-ended.
+    /// Claims are refused from this instant on (RFC 3339, 1970-01-01 to 2038-01-19T03:14:07Z);
+    /// omitted: open-ended.
     pub ends_at: Option<DateTime<Utc>>,
 }
 
@@ -37,7 +39,8 @@ pub struct NewCampaignRequest {
 pub struct CampaignPatch {
     /// New daily limit; `null` removes the limit.
     pub daily_limit: MaybeUndefined<i64>,
-    /// New end instant (RFC 3339); `null` makes the campaign open-ended.
+    /// New end instant (RFC 3339, 1970-01-01 to 2038-01-19T03:14:07Z); `null` makes the
+    /// campaign open-ended.
     pub ends_at: MaybeUndefined<DateTime<Utc>>,
     /// Whether claims are accepted at all.
     pub active: Option<bool>,
@@ -166,7 +169,28 @@ fn invalid(message: impl Into<String>) -> AppError {
     AppError::InvalidRequest(message.into())
 }
 
+/// The instants every supported database stores faithfully (MySQL's and MariaDB's timestamp
+/// range); anything outside is refused rather than stored as NULL.
+fn storable_instant(field: &str, instant: DateTime<Utc>) -> Result<DateTime<Utc>, AppError> {
+    let first = DateTime::from_timestamp(1, 0).expect("valid instant");
+    let last = DateTime::from_timestamp(i64::from(i32::MAX), 0).expect("valid instant");
+    if instant < first || instant > last {
+        return Err(invalid(format!(
+            "{field} must be between 1970-01-01T00:00:01Z and 2038-01-19T03:14:07Z"
+        )));
+    }
+    Ok(instant)
+}
+
 fn parse_new_campaign(body: NewCampaignRequest) -> Result<store::campaigns::NewCampaign, AppError> {
+    let starts_at = body
+        .starts_at
+        .map(|t| storable_instant("starts_at", t))
+        .transpose()?;
+    let ends_at = body
+        .ends_at
+        .map(|t| storable_instant("ends_at", t))
+        .transpose()?;
     if let (Some(starts), Some(ends)) = (body.starts_at, body.ends_at)
         && ends <= starts
     {
@@ -183,8 +207,8 @@ fn parse_new_campaign(body: NewCampaignRequest) -> Result<store::campaigns::NewC
             body.time_zone.as_ref().map_or("UTC", JsonString::as_str),
         )
         .map_err(invalid)?,
-        starts_at: body.starts_at,
-        ends_at: body.ends_at,
+        starts_at,
+        ends_at,
     })
 }
 
@@ -197,7 +221,7 @@ fn parse_patch(body: CampaignPatch) -> Result<store::campaigns::CampaignChanges,
     let ends_at = match body.ends_at {
         MaybeUndefined::Undefined => None,
         MaybeUndefined::Null => Some(None),
-        MaybeUndefined::Value(ends) => Some(Some(ends)),
+        MaybeUndefined::Value(ends) => Some(Some(storable_instant("ends_at", ends)?)),
     };
     Ok(store::campaigns::CampaignChanges {
         daily_limit,

@@ -70,8 +70,9 @@ pub async fn claim_for_users(
                 pending.retain(|user| !results.contains_key(user));
             }
             Err(err) => {
-                let refusal = if is_unreachable(&err) {
-                    tracing::warn!(error = %err, "claim failed: database unreachable");
+                // Still contended after every retry: worth a retry by the client, not a 500.
+                let refusal = if is_unreachable(&err) || is_retryable(&err) {
+                    tracing::warn!(error = %err, "claim failed: database unreachable or busy");
                     ClaimRefusal::Unavailable
                 } else {
                     tracing::error!(error = %err, "claim failed");
@@ -114,7 +115,10 @@ async fn claim_round(
         return Ok(Round::Done);
     };
     for issued in replays? {
-        let user = UserId::parse(&issued.user_id).expect("stored user ids were parsed");
+        let Ok(user) = UserId::parse(&issued.user_id) else {
+            tracing::error!(%campaign_id, user_id = %issued.user_id, "stored user id does not parse");
+            continue;
+        };
         results.insert(
             user,
             Ok((IssuedClaim::from_row(campaign_id, issued), false)),

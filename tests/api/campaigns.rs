@@ -56,6 +56,9 @@ async fn create_refuses_bad_bodies_with_invalid_request(app: TestApp) {
         json!({ "name": "x", "dailylimit": 3 }),
         json!({ "name": "x", "starts_at": "2026-02-01T00:00:00Z", "ends_at": "2026-01-01T00:00:00Z" }),
         json!({ "name": "x", "starts_at": "yesterday" }),
+        json!({ "name": "x", "starts_at": "2040-01-01T00:00:00Z" }),
+        json!({ "name": "x", "ends_at": "9999-12-31T23:59:59Z" }),
+        json!({ "name": "x", "starts_at": "1969-12-31T00:00:00Z" }),
         json!(["not", "an", "object"]),
     ];
     for body in bad_bodies {
@@ -142,6 +145,7 @@ async fn patch_changes_limit_end_and_active(app: TestApp) {
     assert_eq!(campaign["active"], false, "omitted fields stay as they are");
 
     for bad in [
+        json!({ "ends_at": "2040-01-01T00:00:00Z" }),
         json!({ "daily_limit": -5 }),
         json!({ "name": "renaming is not offered" }),
         json!({ "active": "yes" }),

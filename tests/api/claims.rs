@@ -419,7 +419,7 @@ async fn the_pick_query_keeps_its_index_after_many_claims(app: TestApp) {
 /// The claim path's exactness argument relies on READ COMMITTED; the pool sets it per
 /// connection.
 #[tokio::test]
-async fn pooled_mariadb_connections_run_read_committed() {
+async fn pooled_mariadb_connections_run_read_committed_with_a_short_lock_wait() {
     use clap::Parser;
     use sea_orm::{ConnectionTrait, Statement};
 
@@ -437,6 +437,19 @@ async fn pooled_mariadb_connections_run_read_committed() {
         .unwrap()
         .unwrap();
     assert_eq!(row.try_get_by_index::<String>(0).unwrap(), "READ-COMMITTED");
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT CAST(@@SESSION.innodb_lock_wait_timeout AS SIGNED)",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        row.try_get_by_index::<i64>(0).unwrap(),
+        5,
+        "a row lock is awaited no longer than a claim may take (5 s by default)"
+    );
 }
 
 on_both_backends! {
