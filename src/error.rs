@@ -127,18 +127,28 @@ pub fn is_unreachable(err: &DbErr) -> bool {
     }
 }
 
-/// A deadlock (1213) or lock wait timeout (1205): the statement may well succeed when retried.
-fn is_lock_contention(err: &DbErr) -> bool {
+/// The database's own error behind `err`, if the statement reached the database.
+pub(crate) fn database_error(err: &DbErr) -> Option<&dyn sea_orm::sqlx::error::DatabaseError> {
     let (DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) = err
     else {
-        return false;
+        return None;
     };
-    let sea_orm::sqlx::Error::Database(db_err) = e.as_ref() else {
-        return false;
-    };
-    db_err
+    match e.as_ref() {
+        sea_orm::sqlx::Error::Database(db_err) => Some(db_err.as_ref()),
+        _ => None,
+    }
+}
+
+/// MySQL's/MariaDB's error number behind `err`, if any.
+pub(crate) fn mysql_error_number(err: &DbErr) -> Option<u16> {
+    database_error(err)?
         .try_downcast_ref::<sea_orm::sqlx::mysql::MySqlDatabaseError>()
-        .is_some_and(|mysql| matches!(mysql.number(), 1205 | 1213))
+        .map(|mysql| mysql.number())
+}
+
+/// A deadlock (1213) or lock wait timeout (1205): the statement may well succeed when retried.
+fn is_lock_contention(err: &DbErr) -> bool {
+    matches!(mysql_error_number(err), Some(1205 | 1213))
 }
 
 impl From<DbErr> for AppError {

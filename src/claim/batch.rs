@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::queries::{self, Assignment, CampaignState, IdRange};
 use super::{ClaimRefusal, IssuedClaim};
 use crate::domain::{Clock, UserId, local_day, seconds_until_next_local_midnight};
-use crate::error::is_unreachable;
+use crate::error::{database_error, is_unreachable, mysql_error_number};
 use crate::store::codes::issued_to_users;
 
 /// What one user of a batch gets.
@@ -426,21 +426,15 @@ async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
 /// (1205), a duplicate key (1062: the same user claimed on another instance meanwhile; the
 /// retry finds that claim and replays it), and SQLite's busy/locked (5, 6).
 fn is_retryable(err: &DbErr) -> bool {
-    use sea_orm::RuntimeErr;
-    let (DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) = err
-    else {
-        return false;
-    };
-    let sea_orm::sqlx::Error::Database(db_err) = e.as_ref() else {
-        return false;
-    };
-    if let Some(mysql) = db_err.try_downcast_ref::<sea_orm::sqlx::mysql::MySqlDatabaseError>() {
-        return matches!(mysql.number(), 1205 | 1213 | 1062);
+    if let Some(number) = mysql_error_number(err) {
+        return matches!(number, 1205 | 1213 | 1062);
     }
-    matches!(
-        db_err.code().as_deref(),
-        Some("5" | "6" | "517" | "2067" | "1555")
-    )
+    database_error(err).is_some_and(|db_err| {
+        matches!(
+            db_err.code().as_deref(),
+            Some("5" | "6" | "517" | "2067" | "1555")
+        )
+    })
 }
 
 #[cfg(test)]
