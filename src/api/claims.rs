@@ -128,8 +128,6 @@ impl ClaimsApi {
         find_campaign(&state, campaign_id.0).await?;
         let found = issued_to_users(&state.db, campaign_id.0, &[user.as_str()]).await?;
         let row = found.into_iter().next().ok_or(AppError::ClaimNotFound)?;
-        Ok(ClaimFound::Ok(Json(
-            IssuedClaim::from_row(campaign_id.0, row).into(),
-        )))
+        Ok(ClaimFound::Ok(Json(row.into())))
     }
 }

@@ -18,7 +18,7 @@ use crate::error::{database_error, is_unreachable, mysql_error_number};
 use crate::store::codes::issued_to_users;
 
 /// What one user of a batch gets.
-pub type UserResult = Result<(IssuedClaim, bool), ClaimRefusal>;
+type UserResult = Result<(IssuedClaim, bool), ClaimRefusal>;
 
 /// How often a round is retried after a deadlock, lock-wait timeout, busy SQLite file or a
 /// concurrent claim of the same user on another instance.
@@ -119,10 +119,7 @@ async fn claim_round(
             tracing::error!(%campaign_id, user_id = %issued.user_id, "stored user id does not parse");
             continue;
         };
-        results.insert(
-            user,
-            Ok((IssuedClaim::from_row(campaign_id, issued), false)),
-        );
+        results.insert(user, Ok((issued, false)));
     }
     let wanting: Vec<&UserId> = pending
         .iter()
@@ -132,14 +129,9 @@ async fn claim_round(
         return Ok(Round::Done);
     }
 
-    let refuse_all = |results: &mut HashMap<UserId, UserResult>, refusal: ClaimRefusal| {
-        for user in &wanting {
-            results.insert((*user).clone(), Err(refusal.clone()));
-        }
-        Ok(Round::Done)
-    };
     if !is_open(&state, now) {
-        return refuse_all(results, ClaimRefusal::CampaignInactive);
+        refuse_all_of(results, &wanting, ClaimRefusal::CampaignInactive);
+        return Ok(Round::Done);
     }
     let limit_reached = ClaimRefusal::DailyLimitReached {
         retry_after_secs: seconds_until_next_local_midnight(now, tz),
@@ -148,7 +140,8 @@ async fn claim_round(
         .daily_limit
         .is_some_and(|limit| state.issued_today >= i64::from(limit))
     {
-        return refuse_all(results, limit_reached);
+        refuse_all_of(results, &wanting, limit_reached);
+        return Ok(Round::Done);
     }
 
     let day = local_day(now, tz);
@@ -232,7 +225,7 @@ fn highest_id(picked: &[(i64, String)]) -> Option<i64> {
 }
 
 /// How many of `wanted` claims fit under `limit` when `issued` codes went out today.
-pub fn claims_that_fit(limit: Option<i32>, issued: i64, wanted: usize) -> usize {
+fn claims_that_fit(limit: Option<i32>, issued: i64, wanted: usize) -> usize {
     match limit {
         None => wanted,
         Some(limit) => {

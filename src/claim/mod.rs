@@ -45,40 +45,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::DatabaseConnection;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
-pub use batch::claims_that_fit;
+pub use crate::store::codes::IssuedClaim;
 
 use crate::domain::{Clock, UserId};
 use crate::error::{AppError, UNAVAILABLE_RETRY_AFTER_SECS};
-use crate::store::codes::IssuedCode;
-
-/// A code issued to a user.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IssuedClaim {
-    pub claim_id: Uuid,
-    pub campaign_id: Uuid,
-    pub user_id: String,
-    pub code: String,
-    pub issued_at: DateTime<Utc>,
-    pub day: NaiveDate,
-}
-
-impl IssuedClaim {
-    pub fn from_row(campaign_id: Uuid, row: IssuedCode) -> Self {
-        Self {
-            claim_id: row.claim_id,
-            campaign_id,
-            user_id: row.user_id,
-            code: row.code,
-            issued_at: row.issued_at,
-            day: row.day,
-        }
-    }
-}
 
 /// The answer to one claim request.
 #[derive(Debug, Clone, PartialEq, Eq)]

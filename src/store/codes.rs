@@ -66,10 +66,11 @@ pub async fn campaign_status_counts(
     count_codes_by_status(db, "campaign_id = ?", campaign_id.into()).await
 }
 
-/// A code as issued to a user.
+/// A code as issued to a user: a claim.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IssuedCode {
+pub struct IssuedClaim {
     pub claim_id: Uuid,
+    pub campaign_id: Uuid,
     pub user_id: String,
     pub code: String,
     pub issued_at: DateTime<Utc>,
@@ -81,7 +82,7 @@ pub async fn issued_to_users(
     db: &impl ConnectionTrait,
     campaign_id: Uuid,
     users: &[&str],
-) -> Result<Vec<IssuedCode>, DbErr> {
+) -> Result<Vec<IssuedClaim>, DbErr> {
     let mut values = Vec::with_capacity(users.len().next_power_of_two() + 1);
     values.push(Value::from(campaign_id));
     values.extend(padded(users).map(|user| Value::from(*user)));
@@ -98,8 +99,9 @@ pub async fn issued_to_users(
         .await?;
     rows.into_iter()
         .map(|row| {
-            Ok(IssuedCode {
+            Ok(IssuedClaim {
                 claim_id: row.try_get_by_index(0)?,
+                campaign_id,
                 user_id: row.try_get_by_index(1)?,
                 code: row.try_get_by_index(2)?,
                 issued_at: row.try_get_by_index(3)?,
