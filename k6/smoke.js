@@ -5,6 +5,7 @@
 //   (or: k6/run.sh smoke)
 import http from 'k6/http';
 import { check, group } from 'k6';
+import { Counter } from 'k6/metrics';
 import {
   BASE_URL,
   ADMIN_TOKEN,
@@ -26,11 +27,16 @@ import {
   track,
 } from './lib.js';
 
+const completed = new Counter('smoke_completed');
+
 export const options = {
   scenarios: {
     smoke: { executor: 'shared-iterations', vus: 1, iterations: 1, maxDuration: '60s' },
   },
   thresholds: {
+    // k6 1.1.0 exits 0 when an iteration dies of an uncaught exception: only an iteration that
+    // reached its last line counts here, so a script that stopped early fails.
+    smoke_completed: ['count==1'],
     checks: ['rate==1.0'],
     server_errors: ['count==0'],
     'http_req_duration{scenario:smoke}': ['p(99)<2000'],
@@ -424,6 +430,7 @@ export default function (data) {
     checkError(claim(smallId, 'second'), 409, 'out_of_stock', 'claim when out of stock');
     check(claim(smallId, 'first'), { 'replay still works out of stock: 200': (r) => r.status === 200 });
   });
+  completed.add(1);
 }
 
 /** Same claim field by field; logs the difference when not. */

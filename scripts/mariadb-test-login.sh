@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure the local MariaDB (or MySQL) answers and has the login the tests and benchmarks use:
 # user `giftcodes` / password `giftcodes`, allowed to create and drop databases named
-# `giftcodes_*`. Needs the `mariadb` (or `mysql`) client and root access over the local socket,
+# `giftcodes_*`, and (for the outage tests) to create logins of its own on them, list and
+# kill their connections. Needs the `mariadb` (or `mysql`) client and root access over the local socket,
 # as on a Debian install. Idempotent.
 set -euo pipefail
 
@@ -22,6 +23,8 @@ fi
 "$client" -uroot <<'SQL'
 CREATE USER IF NOT EXISTS 'giftcodes'@'localhost' IDENTIFIED BY 'giftcodes';
 CREATE USER IF NOT EXISTS 'giftcodes'@'127.0.0.1' IDENTIFIED BY 'giftcodes';
-GRANT ALL PRIVILEGES ON `giftcodes\_%`.* TO 'giftcodes'@'localhost';
-GRANT ALL PRIVILEGES ON `giftcodes\_%`.* TO 'giftcodes'@'127.0.0.1';
+GRANT ALL PRIVILEGES ON `giftcodes\_%`.* TO 'giftcodes'@'localhost' WITH GRANT OPTION;
+GRANT ALL PRIVILEGES ON `giftcodes\_%`.* TO 'giftcodes'@'127.0.0.1' WITH GRANT OPTION;
+GRANT CREATE USER, PROCESS, CONNECTION ADMIN ON *.* TO 'giftcodes'@'localhost';
+GRANT CREATE USER, PROCESS, CONNECTION ADMIN ON *.* TO 'giftcodes'@'127.0.0.1';
 SQL

@@ -1,15 +1,27 @@
 //! Logging: `tracing` to standard error, pretty or JSON, level from `RUST_LOG`.
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{EnvFilter, filter_fn};
+use tracing_subscriber::fmt;
+use tracing_subscriber::prelude::*;
+
+/// sea-orm's driver spans (trace level) record their arguments, and the connect span's are
+/// the database URL with its password: they are never recorded, whatever `RUST_LOG` says.
+fn is_secret_bearing_span(metadata: &tracing::Metadata<'_>) -> bool {
+    metadata.is_span() && metadata.target().starts_with("sea_orm::driver")
+}
 
 /// Installs the global subscriber; later calls (e.g. from several tests) are no-ops.
 pub fn init(format: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(filter_fn(|metadata| !is_secret_bearing_span(metadata)));
     let _ = if format == "json" {
-        builder.json().try_init()
+        registry
+            .with(fmt::layer().json().with_writer(std::io::stderr))
+            .try_init()
     } else {
-        builder.try_init()
+        registry
+            .with(fmt::layer().with_writer(std::io::stderr))
+            .try_init()
     };
 }

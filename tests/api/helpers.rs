@@ -14,7 +14,7 @@ pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 pub const CLIENT_TOKEN: &str = "test-client-token-0123456789";
 
 /// Where MariaDB tests connect (a login allowed to create `giftcodes_*` databases).
-fn mysql_server_url() -> String {
+pub fn mysql_server_url() -> String {
     std::env::var("GIFTCODES_TEST_MYSQL_URL")
         .unwrap_or_else(|_| "mysql://giftcodes:giftcodes@127.0.0.1:3306".to_owned())
 }
@@ -48,6 +48,16 @@ impl Clock for TestClock {
 pub enum TestDatabase {
     MariaDb { name: String },
     Sqlite { _dir: tempfile::TempDir },
+}
+
+impl TestDatabase {
+    /// The MariaDB database's name.
+    pub fn mariadb_name(&self) -> &str {
+        match self {
+            TestDatabase::MariaDb { name } => name,
+            TestDatabase::Sqlite { .. } => panic!("not a MariaDB database"),
+        }
+    }
 }
 
 impl Drop for TestDatabase {
@@ -113,17 +123,29 @@ pub struct TestApp {
 /// Starts the application on port 0 over a new database, with `extra` command-line settings.
 pub async fn spawn_app_with(backend: Backend, extra: &[&str]) -> TestApp {
     let (url, database) = create_database(backend).await;
+    spawn_app_over(&url, &url, database, extra).await
+}
+
+/// Starts the application on port 0 connected through `service_url` (another login, a
+/// forwarder) to `database`, which the test itself reads through `test_url`.
+pub async fn spawn_app_over(
+    service_url: &str,
+    test_url: &str,
+    database: TestDatabase,
+    extra: &[&str],
+) -> TestApp {
     let mut args = vec![
         "giftcodes",
         "--listen",
         "127.0.0.1:0",
         "--database-url",
-        &url,
+        service_url,
         "--admin-token",
         ADMIN_TOKEN,
-        "--client-tokens",
-        CLIENT_TOKEN,
     ];
+    if !extra.contains(&"--client-tokens") {
+        args.extend_from_slice(&["--client-tokens", CLIENT_TOKEN]);
+    }
     args.extend_from_slice(extra);
     let settings = Cli::try_parse_from(args).expect("test settings").settings;
     let clock = Arc::new(TestClock::default());
@@ -136,7 +158,7 @@ pub async fn spawn_app_with(backend: Backend, extra: &[&str]) -> TestApp {
         address,
         http: reqwest::Client::new(),
         clock,
-        db: Database::connect(&url).await.expect("test connection"),
+        db: Database::connect(test_url).await.expect("test connection"),
         _database: database,
     }
 }
@@ -266,4 +288,36 @@ pub async fn assert_error(response: reqwest::Response, status: u16, code: &str) 
     assert_eq!(body["code"], code, "body: {body}");
     assert!(body["message"].is_string(), "body: {body}");
     body
+}
+
+impl TestApp {
+    /// Polls `path` until it answers `status`, for at most `within`; panics otherwise.
+    pub async fn wait_for_status(&self, path: &str, status: u16, within: std::time::Duration) {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let answered = self.http.get(self.url(path)).send().await;
+            if answered.as_ref().is_ok_and(|r| r.status() == status) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{path} did not answer {status} within {within:?}: {answered:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Asserts a `503 unavailable` answer with a `Retry-After` header.
+pub async fn assert_unavailable(response: reqwest::Response) {
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|value| value.to_str().unwrap().to_owned());
+    assert_error(response, 503, "unavailable").await;
+    let seconds: u64 = retry_after
+        .expect("503 carries Retry-After")
+        .parse()
+        .unwrap();
+    assert!(seconds >= 1, "Retry-After: {seconds}");
 }

@@ -3,7 +3,10 @@
 mod batches;
 mod campaigns;
 mod claims;
+mod components;
 mod helpers;
 mod multi_process;
 mod ops;
+mod outage;
+mod settings;
 mod spec;
