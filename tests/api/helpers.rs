@@ -63,6 +63,7 @@ impl TestDatabase {
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         if let TestDatabase::MariaDb { name } = self {
+            let name = name.clone();
             let sql = format!("DROP DATABASE IF EXISTS `{name}`");
             // Drop runs outside any runtime we may block: use a thread with its own.
             let _ = std::thread::spawn(move || {
@@ -72,11 +73,37 @@ impl Drop for TestDatabase {
                     .unwrap()
                     .block_on(async {
                         if let Ok(server) = Database::connect(mysql_server_url()).await {
+                            // A failed test may leave a transaction open on the database;
+                            // end its connections so the drop never waits on their locks.
+                            kill_connections_to(&server, &name).await;
                             let _ = server.execute_unprepared(&sql).await;
                         }
                     })
             })
             .join();
+        }
+    }
+}
+
+/// Kills every connection whose current database is `database` (but the caller's own).
+pub async fn kill_connections_to(server: &DatabaseConnection, database: &str) {
+    let Ok(rows) = server
+        .query_all_raw(Statement::from_sql_and_values(
+            server.get_database_backend(),
+            "SELECT CAST(id AS SIGNED) FROM information_schema.processlist \
+             WHERE db = ? AND id <> CONNECTION_ID()",
+            [database.into()],
+        ))
+        .await
+    else {
+        return;
+    };
+    for row in rows {
+        if let Ok(id) = row.try_get_by_index::<i64>(0) {
+            // It may have ended by itself meanwhile.
+            let _ = server
+                .execute_unprepared(&format!("KILL CONNECTION {id}"))
+                .await;
         }
     }
 }

@@ -169,27 +169,29 @@ async fn several_writers_fill_the_limit_exactly_sqlite() {
     several_writers_fill_the_limit_exactly(Backend::Sqlite).await;
 }
 
-/// A claim stuck behind a lock another session holds on the day's counter is answered
-/// `unavailable` when the claim timeout runs out, not after InnoDB's lock wait.
+/// A claim stuck behind a table lock another session holds (no InnoDB lock wait ends it) is
+/// answered `unavailable` when the claim timeout runs out.
 #[tokio::test]
 async fn a_claim_stuck_past_the_claim_timeout_answers_unavailable() {
     let app = spawn_app_with(Backend::MariaDb, &["--claim-timeout-ms", "1000"]).await;
     let id = app.create_campaign(json!({ "name": "Stuck" })).await;
     app.load_codes(&id, "S", 5).await;
     assert_eq!(app.claim(&id, "first").await.status(), 201);
+    // One connection of the test's pool, held by the transaction object.
     let outside = app.db.begin().await.unwrap();
     outside
-        .execute_unprepared("SELECT * FROM campaign_day_counters FOR UPDATE")
+        .execute_unprepared("LOCK TABLES campaign_day_counters WRITE")
         .await
         .unwrap();
     let started = Instant::now();
     assert_unavailable(app.claim(&id, "second").await).await;
     let waited = started.elapsed();
+    outside.execute_unprepared("UNLOCK TABLES").await.unwrap();
+    outside.rollback().await.unwrap();
     assert!(
         waited >= Duration::from_millis(900) && waited < Duration::from_millis(2500),
         "answered after {waited:?}, claim timeout 1 s"
     );
-    outside.rollback().await.unwrap();
     assert_eq!(app.claim(&id, "third").await.status(), 201);
 }
 
