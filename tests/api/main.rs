@@ -3,6 +3,7 @@
 mod batches;
 mod campaigns;
 mod claims;
+mod healthcheck;
 mod helpers;
 mod multi_process;
 mod ops;
