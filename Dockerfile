@@ -4,27 +4,17 @@
 #     -e GIFTCODES_ADMIN_TOKEN=... -e GIFTCODES_CLIENT_TOKENS=... giftcodes
 # Stop it with a grace period longer than the service's own drain (`docker stop -t 25`).
 #
-# BINARY_IMAGE is where the runtime stage takes `/giftcodes` from: the `build` stage below (the
-# default), or an image that holds a prebuilt release binary at `/giftcodes`
-# (scripts/container-check.sh, on machines with no Rust image to build from).
-ARG BINARY_IMAGE=build
-
-FROM rust:1.95-slim-bookworm AS build
-WORKDIR /src
-COPY . .
-RUN cargo build --release --locked --bin giftcodes \
-    && cp target/release/giftcodes /giftcodes
-
-FROM ${BINARY_IMAGE} AS binary
+# The runtime stage comes first and the image is `runtime` plus the binary, so that
+# scripts/container-check.sh, which has no Rust image to build from, can build
+# `--target runtime` and add a prebuilt release binary the way the last stage does.
 
 # No packages: TLS roots for MySQL are compiled in (rustls with webpki-roots) and the
 # HEALTHCHECK is the binary itself, so this stage needs no network.
-FROM debian:bookworm-slim
+FROM debian:bookworm-slim AS runtime
 RUN groupadd --gid 10001 giftcodes \
     && useradd --no-log-init --uid 10001 --gid 10001 --create-home --home-dir /app \
         --shell /usr/sbin/nologin giftcodes \
     && mkdir /app/data && chown 10001:10001 /app/data
-COPY --from=binary /giftcodes /usr/local/bin/giftcodes
 USER 10001:10001
 WORKDIR /app
 ENV GIFTCODES_LISTEN=0.0.0.0:8080 \
@@ -35,3 +25,11 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
     CMD ["giftcodes", "healthcheck"]
 ENTRYPOINT ["giftcodes"]
 CMD ["serve"]
+
+FROM rust:1.95-slim-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked --bin giftcodes
+
+FROM runtime
+COPY --from=build /src/target/release/giftcodes /usr/local/bin/giftcodes
