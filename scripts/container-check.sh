@@ -223,6 +223,8 @@ wait_for_healthz() {
   done
 }
 # Creates a campaign with `codes` codes and claims one for `user`; sets $campaign, $claimed_code.
+campaign=""
+claimed_code=""
 campaign_codes_claim() {
   local base=$1 codes=$2 user=$3 status
   status=$(http POST "$base/v1/admin/campaigns" -H "Authorization: Bearer $admin_token" \
@@ -255,6 +257,14 @@ uid_of_pid_1() {
   pid=$(podman inspect --format '{{.State.Pid}}' "$1")
   awk '/^Uid:/ { print $2 }' "/proc/$pid/status" || true
 }
+# The same user's claim again: `200` with the code it got before.
+claim_replayed() {
+  local base=$1 user=$2 status
+  wait_for_healthz "$base" || return 1
+  status=$(http POST "$base/v1/campaigns/$campaign/claims" -H "Authorization: Bearer $client_token" \
+    -H 'content-type: application/json' -d "{\"user_id\": \"$user\"}")
+  [[ $status == 200 && $(json_field code) == "$claimed_code" ]] || { echo "$status $(cat "$work/body")"; return 1; }
+}
 stops_with_exit_code_0() {
   podman stop -t "$grace_seconds" "$1" &&
     [[ $(podman inspect --format '{{.State.ExitCode}}' "$1") == 0 ]]
@@ -286,13 +296,8 @@ if wait_for_healthz "$sqlite_base"; then
   podman rm --force "$sqlite_container" >/dev/null
   podman run -d --pull=never --name "$sqlite_container" -p "127.0.0.1:$sqlite_port:8080" \
     -v "$volume:/app/data" "${service_env[@]}" "$image" >/dev/null
-  replayed_code() {
-    wait_for_healthz "$sqlite_base" || return 1
-    http POST "$sqlite_base/v1/campaigns/$campaign/claims" -H "Authorization: Bearer $client_token" \
-      -H 'content-type: application/json' -d '{"user_id": "volume-user"}' >/dev/null
-    [[ $(json_field code) == "$claimed_code" ]] || { cat "$work/body"; return 1; }
-  }
-  check "SQLite: a new container on the same volume replays the claim ($claimed_code)" replayed_code
+  check "SQLite: a new container on the same volume replays the claim ($claimed_code)" \
+    claim_replayed "$sqlite_base" volume-user
 else
   fail "SQLite: /healthz did not answer within 30 s"
   podman logs --tail 20 "$sqlite_container" 2>&1 | sed 's/^/      /'
