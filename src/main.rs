@@ -15,8 +15,8 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let result: Result<(), Box<dyn std::error::Error>> = match cli.command.unwrap_or(Command::Serve)
-    {
+    let command = cli.command.unwrap_or(Command::Serve);
+    let result: Result<(), Box<dyn std::error::Error>> = match command {
         Command::Openapi => {
             print!("{}", giftcodes::api::openapi_yaml());
             Ok(())
