@@ -98,7 +98,7 @@ podman() {
 }
 
 cleanup() {
-  podman rm --force --time 0 "$sqlite_container" "$mysql_container" >/dev/null 2>&1 || true
+  podman rm --force --ignore --time 0 "$sqlite_container" "$mysql_container" >/dev/null 2>&1 || true
   podman volume rm --force "$volume" >/dev/null 2>&1 || true
   mariadb -uroot -e "DROP DATABASE IF EXISTS \`$database\`" >/dev/null 2>&1 || true
   rm -rf "$work"
