@@ -24,6 +24,9 @@ pub enum Command {
     Migrate,
     /// Print the OpenAPI document (YAML) and exit.
     Openapi,
+    /// GET `/healthz` of the service on the `--listen` port; exit 0 when it answers 200 (the
+    /// container image's HEALTHCHECK).
+    Healthcheck,
 }
 
 /// Every setting, as a flag or an environment variable.

@@ -5,6 +5,7 @@ pub mod claim;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod healthcheck;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -1,4 +1,4 @@
-//! The `giftcodes` binary: parse the command line, then serve, migrate or print the spec.
+//! The `giftcodes` binary: parse the command line, then serve, migrate, probe or print the spec.
 use clap::Parser;
 use giftcodes::config::{Cli, Command};
 
@@ -15,18 +15,26 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let result = match cli.command.unwrap_or(Command::Serve) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    let result: Result<(), Box<dyn std::error::Error>> = match command {
         Command::Openapi => {
             print!("{}", giftcodes::api::openapi_yaml());
             Ok(())
         }
+        Command::Healthcheck => giftcodes::healthcheck::probe(cli.settings.listen)
+            .await
+            .map_err(Into::into),
         Command::Migrate => {
             giftcodes::telemetry::init(&cli.settings.log_format);
-            giftcodes::startup::migrate(&cli.settings).await
+            giftcodes::startup::migrate(&cli.settings)
+                .await
+                .map_err(Into::into)
         }
         Command::Serve => {
             giftcodes::telemetry::init(&cli.settings.log_format);
-            giftcodes::startup::serve(cli.settings).await
+            giftcodes::startup::serve(cli.settings)
+                .await
+                .map_err(Into::into)
         }
     };
     match result {
