@@ -99,6 +99,17 @@ pub struct Settings {
     #[arg(long, env = "GIFTCODES_CLAIM_TIMEOUT_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=600_000), global = true)]
     pub claim_timeout_ms: u64,
 
+    /// Seconds a transaction of this service may sit idle before the database rolls it back
+    /// (MariaDB `idle_transaction_timeout`; MySQL 8 `wait_timeout`): the locks of a frozen or
+    /// partitioned instance are freed within this. Also the longest an upload may stall between
+    /// two pieces of its body.
+    #[arg(long, env = "GIFTCODES_DB_IDLE_TRANSACTION_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
+    pub db_idle_transaction_secs: u64,
+
+    /// Seconds `serve` takes after SIGTERM/SIGINT to answer what is in flight before it exits.
+    #[arg(long, env = "GIFTCODES_SHUTDOWN_GRACE_SECS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
+    pub shutdown_grace_secs: u64,
+
     /// Largest batch upload body in bytes (text or JSON).
     #[arg(long, env = "GIFTCODES_MAX_UPLOAD_BYTES", default_value_t = 64 * 1024 * 1024, global = true)]
     pub max_upload_bytes: u64,

@@ -1,6 +1,8 @@
 //! The crate-wide error: what can go wrong, its stable `code`, and the HTTP answer it becomes.
 use poem_openapi::{ApiResponse, Object, payload::Json};
-use sea_orm::{DbErr, RuntimeErr, SqlErr};
+use sea_orm::DbErr;
+
+use crate::store::failure::{DbFailure, classify};
 
 /// One offending line of an uploaded batch.
 #[derive(Debug, Clone, PartialEq, Eq, Object)]
@@ -9,7 +11,8 @@ pub struct LineProblem {
     pub line: u64,
     /// The offending code as sent (cut to 128 characters).
     pub code: String,
-    /// Why the line was refused: `invalid` or `duplicate_in_batch` or `already_in_campaign`.
+    /// Why the line was refused: `invalid`, `duplicate_in_batch`, `already_in_campaign`, or
+    /// `already_in_other_campaign` (a code exists once in the whole service).
     pub reason: String,
 }
 
@@ -47,7 +50,7 @@ pub enum AppError {
     #[error("this user has no claim in this campaign")]
     ClaimNotFound,
     #[error(
-        "{count} code(s) of the batch repeat inside it or exist in the campaign already; nothing was written"
+        "{count} code(s) of the batch repeat inside it or exist already (codes are unique across campaigns); nothing was written"
     )]
     DuplicateCodes {
         problems: Vec<LineProblem>,
@@ -110,63 +113,24 @@ impl AppError {
     }
 }
 
-/// Whether a database error means "the database cannot be reached" (answered 503) rather than
-/// a fault in a statement (answered 500).
-pub fn is_unreachable(err: &DbErr) -> bool {
-    match err {
-        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
-        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => matches!(
-            e.as_ref(),
-            sea_orm::sqlx::Error::Io(_)
-                | sea_orm::sqlx::Error::PoolTimedOut
-                | sea_orm::sqlx::Error::PoolClosed
-                | sea_orm::sqlx::Error::WorkerCrashed
-                | sea_orm::sqlx::Error::Tls(_)
-        ),
-        _ => false,
-    }
-}
-
-/// The database's own error behind `err`, if the statement reached the database.
-pub(crate) fn database_error(err: &DbErr) -> Option<&dyn sea_orm::sqlx::error::DatabaseError> {
-    let (DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) = err
-    else {
-        return None;
-    };
-    match e.as_ref() {
-        sea_orm::sqlx::Error::Database(db_err) => Some(db_err.as_ref()),
-        _ => None,
-    }
-}
-
-/// MySQL's/MariaDB's error number behind `err`, if any.
-pub(crate) fn mysql_error_number(err: &DbErr) -> Option<u16> {
-    database_error(err)?
-        .try_downcast_ref::<sea_orm::sqlx::mysql::MySqlDatabaseError>()
-        .map(|mysql| mysql.number())
-}
-
-/// A deadlock (1213) or lock wait timeout (1205): the statement may well succeed when retried.
-fn is_lock_contention(err: &DbErr) -> bool {
-    matches!(mysql_error_number(err), Some(1205 | 1213))
-}
-
 impl From<DbErr> for AppError {
-    /// Unique-key violations become 409 `conflict`; an unreachable database, a deadlock or a
-    /// lock wait timeout 503 `unavailable` (retry later);
-    /// anything else is logged here and answered as an opaque 500.
+    /// Unique-key violations become 409 `conflict`; every transient failure (unreachable,
+    /// read-only after a failover, killed, lock contention, too many connections) 503
+    /// `unavailable` (retry later); anything else is logged here and answered as an opaque 500.
     fn from(err: DbErr) -> Self {
-        if is_unreachable(&err) || is_lock_contention(&err) {
-            tracing::warn!(error = %err, "database unreachable or busy");
-            return AppError::Unavailable {
-                retry_after_secs: UNAVAILABLE_RETRY_AFTER_SECS,
-            };
+        match classify(&err) {
+            DbFailure::DuplicateKey => AppError::Conflict,
+            DbFailure::Statement => {
+                tracing::error!(error = %err, "database error");
+                AppError::Internal
+            }
+            failure => {
+                tracing::warn!(?failure, error = %err, "database unavailable");
+                AppError::Unavailable {
+                    retry_after_secs: UNAVAILABLE_RETRY_AFTER_SECS,
+                }
+            }
         }
-        if let Some(SqlErr::UniqueConstraintViolation(_)) = err.sql_err() {
-            return AppError::Conflict;
-        }
-        tracing::error!(error = %err, "database error");
-        AppError::Internal
     }
 }
 

@@ -1,5 +1,6 @@
 //! Building and running the application: database, migrations, tokens, claim writers, HTTP.
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
@@ -9,9 +10,10 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 use uuid::Uuid;
 
 use crate::api::{self, AppState, AuthTokens};
-use crate::claim::{ClaimEngine, CoalescingSettings};
+use crate::claim::{ClaimEngine, ClaimWriters, CoalescingSettings};
 use crate::config::{Secret, Settings};
 use crate::domain::{Clock, SystemClock};
+use crate::store::failure;
 
 /// Why the service could not start (printed as one line by `main`).
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +49,16 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, StartupE
     // per connection saves a round trip per transaction. A row lock is waited for no longer
     // than a claim may take in all (InnoDB's default is 50 s), so contention ends as a retry
     // or a 503 within the claim timeout.
+    //
+    // A transaction left idle (its instance frozen, or cut off by the network) is rolled back
+    // by the server after `db_idle_transaction_secs`, so its row locks cannot stop the other
+    // instances for longer: MariaDB's `idle_transaction_timeout`; MySQL 8 has none, and its
+    // `wait_timeout` (which ends any idle session) stands in.
+    //
+    // After a failover the old writer answers read-only; a connection opened before that was
+    // seen may still lead there, so the pool closes it instead of handing it out.
     let lock_wait_secs = settings.claim_timeout_ms.div_ceil(1000).max(1);
+    let idle_transaction_secs = settings.db_idle_transaction_secs;
     options.map_sqlx_mysql_pool_opts(move |pool| {
         pool.after_connect(move |connection, _| {
             Box::pin(async move {
@@ -59,9 +70,21 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, StartupE
                     .execute(AssertSqlSafe(format!(
                         "SET SESSION innodb_lock_wait_timeout = {lock_wait_secs}"
                     )))
-                    .await
-                    .map(drop)
+                    .await?;
+                let idle_limit =
+                    format!("SET SESSION idle_transaction_timeout = {idle_transaction_secs}");
+                if connection.execute(AssertSqlSafe(idle_limit)).await.is_err() {
+                    connection
+                        .execute(AssertSqlSafe(format!(
+                            "SET SESSION wait_timeout = {idle_transaction_secs}"
+                        )))
+                        .await?;
+                }
+                Ok(())
             })
+        })
+        .before_acquire(|_, meta| {
+            Box::pin(async move { Ok(!failure::connection_predates_read_only(meta.age)) })
         })
     });
     if settings.database_url.is_sqlite() {
@@ -103,6 +126,9 @@ pub struct Application {
     port: u16,
     acceptor: TcpAcceptor,
     app: poem::endpoint::BoxEndpoint<'static>,
+    writers: ClaimWriters,
+    draining: Arc<AtomicBool>,
+    grace: Duration,
 }
 
 impl Application {
@@ -123,7 +149,7 @@ impl Application {
                 .map_err(StartupError::Migrate)?;
         }
         let tokens = tokens_or_generated(&settings);
-        let claims = ClaimEngine::start(
+        let (claims, writers) = ClaimEngine::start(
             db.clone(),
             clock.clone(),
             CoalescingSettings {
@@ -133,12 +159,14 @@ impl Application {
                 request_timeout: Duration::from_millis(settings.claim_timeout_ms),
             },
         );
+        let draining = Arc::new(AtomicBool::new(false));
         let state = Arc::new(AppState {
             db,
             clock,
             claims,
             tokens,
             max_upload_bytes: settings.max_upload_bytes,
+            draining: draining.clone(),
         });
         let acceptor = TcpListener::bind(settings.listen)
             .into_acceptor()
@@ -160,6 +188,9 @@ impl Application {
             port,
             acceptor,
             app: api::app(state, settings.max_body_bytes).boxed(),
+            writers,
+            draining,
+            grace: Duration::from_secs(settings.shutdown_grace_secs),
         })
     }
 
@@ -168,11 +199,34 @@ impl Application {
         self.port
     }
 
+    /// Serves until SIGTERM or SIGINT, then shuts down gracefully: readiness answers 503 at
+    /// once, no new connection is accepted, every request in flight is answered (claims after
+    /// their commit, or 503 when they cannot commit within the claim timeout), the claim
+    /// writers finish what is queued, and it returns within the grace period.
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {
+        let stopped_at = Arc::new(std::sync::OnceLock::new());
+        let stop = {
+            let (draining, stopped_at) = (self.draining.clone(), stopped_at.clone());
+            async move {
+                shutdown_signal().await;
+                let _ = stopped_at.set(std::time::Instant::now());
+                draining.store(true, Ordering::Relaxed);
+                tracing::info!("stop requested: answering what is in flight");
+            }
+        };
         Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(self.app, shutdown_signal(), Some(Duration::from_secs(10)))
+            .run_with_graceful_shutdown(self.app, stop, Some(self.grace))
             .await
-            .map_err(StartupError::Serve)
+            .map_err(StartupError::Serve)?;
+        let since_stop = stopped_at
+            .get()
+            .map_or(Duration::ZERO, std::time::Instant::elapsed);
+        let left = self.grace.saturating_sub(since_stop);
+        if !self.writers.finish(left).await {
+            tracing::warn!("claim writers still busy at the end of the grace period");
+        }
+        tracing::info!("stopped");
+        Ok(())
     }
 }
 

@@ -147,14 +147,16 @@ impl BatchLoader {
             self.inserted += inserted;
         } else {
             savepoint.rollback().await?;
-            let existing = store::codes::existing(&self.txn, campaign_id, &distinct).await?;
-            for (code, holder) in &existing {
-                let reason = if *holder == batch_id {
+            let existing = store::codes::existing(&self.txn, &distinct).await?;
+            for found in &existing {
+                let reason = if found.batch_id == batch_id {
                     "duplicate_in_batch"
-                } else {
+                } else if found.campaign_id == campaign_id {
                     "already_in_campaign"
+                } else {
+                    "already_in_other_campaign"
                 };
-                if let Some((line, code)) = chunk.iter().find(|(_, c)| c.as_str() == code) {
+                if let Some((line, code)) = chunk.iter().find(|(_, c)| c.as_str() == found.code) {
                     clashes.push((*line, code.as_str(), reason));
                 }
             }

@@ -5,6 +5,7 @@ mod m20261122_000001_create_campaigns;
 mod m20261122_000002_create_code_batches;
 mod m20261122_000003_create_codes;
 mod m20261122_000004_create_campaign_day_counters;
+mod m20261123_000005_codes_unique_in_the_service;
 
 /// Every migration of the service, oldest first.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_create_code_batches::Migration),
             Box::new(m20261122_000003_create_codes::Migration),
             Box::new(m20261122_000004_create_campaign_day_counters::Migration),
+            Box::new(m20261123_000005_codes_unique_in_the_service::Migration),
         ]
     }
 }

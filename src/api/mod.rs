@@ -6,6 +6,7 @@ mod json_string;
 mod ops;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use poem::http::Method;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
@@ -28,6 +29,8 @@ pub struct AppState {
     pub claims: ClaimEngine,
     pub tokens: AuthTokens,
     pub max_upload_bytes: u64,
+    /// Set when the service has been told to stop: readiness answers 503 from then on.
+    pub draining: Arc<AtomicBool>,
 }
 
 /// The accepted bearer tokens.

@@ -1,5 +1,6 @@
 //! Liveness and readiness probes.
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use poem::web::Data;
 use poem_openapi::payload::Json;
@@ -7,6 +8,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::{ApiTags, AppState};
 use crate::error::{ApiResult, AppError, UNAVAILABLE_RETRY_AFTER_SECS};
+use crate::store;
 
 /// A probe's answer.
 #[derive(Debug, Object)]
@@ -42,17 +44,29 @@ impl OpsApi {
 
     /// Readiness
     ///
-    /// 200 when the database answers a ping, 503 `unavailable` when it does not.
+    /// 200 when the database answers and takes writes; 503 `unavailable` when it does not
+    /// answer, when it is read-only (the old writer after a failover), and from the moment
+    /// the service is told to stop (so a load balancer drains it).
     #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
     async fn readyz(&self, state: Data<&Arc<AppState>>) -> ApiResult<Healthy> {
-        match state.db.ping().await {
-            Ok(()) => Ok(ok()),
+        let unavailable = || {
+            AppError::Unavailable {
+                retry_after_secs: UNAVAILABLE_RETRY_AFTER_SECS,
+            }
+            .into()
+        };
+        if state.draining.load(Ordering::Relaxed) {
+            return Err(unavailable());
+        }
+        match store::accepts_writes(&state.db).await {
+            Ok(true) => Ok(ok()),
+            Ok(false) => {
+                tracing::warn!("readiness: the database is read-only");
+                Err(unavailable())
+            }
             Err(err) => {
-                tracing::warn!(error = %err, "readiness: database ping failed");
-                Err(AppError::Unavailable {
-                    retry_after_secs: UNAVAILABLE_RETRY_AFTER_SECS,
-                }
-                .into())
+                tracing::warn!(error = %err, "readiness: database check failed");
+                Err(unavailable())
             }
         }
     }

@@ -14,8 +14,8 @@ use uuid::Uuid;
 use super::queries::{self, Assignment, CampaignState, IdRange};
 use super::{ClaimRefusal, IssuedClaim};
 use crate::domain::{Clock, UserId, local_day, seconds_until_next_local_midnight};
-use crate::error::{database_error, is_unreachable, mysql_error_number};
 use crate::store::codes::issued_to_users;
+use crate::store::failure::{DbFailure, classify};
 
 /// What one user of a batch gets.
 type UserResult = Result<(IssuedClaim, bool), ClaimRefusal>;
@@ -71,7 +71,8 @@ pub async fn claim_for_users(
             }
             Err(err) => {
                 // Still contended after every retry: worth a retry by the client, not a 500.
-                let refusal = if is_unreachable(&err) || is_retryable(&err) {
+                let failure = classify(&err);
+                let refusal = if failure.is_transient() || failure == DbFailure::DuplicateKey {
                     tracing::warn!(error = %err, "claim failed: database unreachable or busy");
                     ClaimRefusal::Unavailable
                 } else {
@@ -415,19 +416,15 @@ async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
     }
 }
 
-/// Errors after which the same round may simply run again: deadlock (1213), lock wait timeout
-/// (1205), a duplicate key (1062: the same user claimed on another instance meanwhile; the
-/// retry finds that claim and replays it), and SQLite's busy/locked (5, 6).
+/// Errors after which the same round may simply run again: deadlock or lock-wait timeout, a
+/// duplicate key (the same user claimed on another instance meanwhile; the retry finds that
+/// claim and replays it), and SQLite's busy file. A read-only, killed or unreachable database
+/// is not retried here: the batch is answered `unavailable` at once.
 fn is_retryable(err: &DbErr) -> bool {
-    if let Some(number) = mysql_error_number(err) {
-        return matches!(number, 1205 | 1213 | 1062);
-    }
-    database_error(err).is_some_and(|db_err| {
-        matches!(
-            db_err.code().as_deref(),
-            Some("5" | "6" | "517" | "2067" | "1555")
-        )
-    })
+    matches!(
+        classify(err),
+        DbFailure::LockContention | DbFailure::DuplicateKey | DbFailure::Busy
+    )
 }
 
 #[cfg(test)]

@@ -47,6 +47,7 @@ use std::time::Duration;
 
 use sea_orm::DatabaseConnection;
 use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::task::JoinSet;
 use uuid::Uuid;
 
 pub use crate::store::codes::IssuedClaim;
@@ -119,26 +120,29 @@ pub struct ClaimEngine {
 }
 
 impl ClaimEngine {
-    /// Starts the writer tasks on the current Tokio runtime.
+    /// Starts the writer tasks on the current Tokio runtime. The writers run until every
+    /// engine handle is dropped and the queue is empty; [`ClaimWriters::finish`] waits for that.
     pub fn start(
         db: DatabaseConnection,
         clock: Arc<dyn Clock>,
         settings: CoalescingSettings,
-    ) -> Self {
+    ) -> (Self, ClaimWriters) {
         let (queue, receiver) = mpsc::channel(settings.max_batch * settings.writers * 64);
         let receiver = Arc::new(Mutex::new(receiver));
+        let mut tasks = JoinSet::new();
         for _ in 0..settings.writers {
-            tokio::spawn(run_writer(
+            tasks.spawn(run_writer(
                 receiver.clone(),
                 db.clone(),
                 clock.clone(),
                 settings,
             ));
         }
-        Self {
+        let engine = Self {
             queue,
             request_timeout: settings.request_timeout,
-        }
+        };
+        (engine, ClaimWriters { tasks })
     }
 
     /// Claims a code of `campaign_id` for `user`, answered after the issuing commit.
@@ -157,6 +161,23 @@ impl ClaimEngine {
         .await
         .map_err(|_| unavailable())??;
         answered.map_err(AppError::from)
+    }
+}
+
+/// The writer tasks of a [`ClaimEngine`].
+pub struct ClaimWriters {
+    tasks: JoinSet<()>,
+}
+
+impl ClaimWriters {
+    /// Waits until the writers have answered every queued claim and stopped (they stop once
+    /// every engine handle is gone), for at most `deadline`; false if some were still running.
+    pub async fn finish(mut self, deadline: Duration) -> bool {
+        tokio::time::timeout(deadline, async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await
+        .is_ok()
     }
 }
 

@@ -35,27 +35,38 @@ pub async fn insert_skipping_clashes(
         .rows_affected())
 }
 
-/// Which of `codes` already exist in the campaign, each with the batch that holds it.
+/// Where one of a batch's codes already exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExistingCode {
+    pub code: String,
+    pub campaign_id: Uuid,
+    pub batch_id: Uuid,
+}
+
+/// Which of `codes` already exist anywhere in the service (codes are unique service-wide).
 pub async fn existing(
     db: &impl ConnectionTrait,
-    campaign_id: Uuid,
     codes: &[&str],
-) -> Result<Vec<(String, Uuid)>, DbErr> {
-    let mut values = Vec::with_capacity(codes.len() + 1);
-    values.push(Value::from(campaign_id));
-    values.extend(codes.iter().map(|code| Value::from(*code)));
+) -> Result<Vec<ExistingCode>, DbErr> {
+    let values = codes.iter().map(|code| Value::from(*code)).collect();
     let rows = db
         .query_all_raw(statement(
             db,
             format!(
-                "SELECT code, batch_id FROM codes WHERE campaign_id = ? AND code IN {}",
+                "SELECT code, campaign_id, batch_id FROM codes WHERE code IN {}",
                 placeholders(codes.len())
             ),
             values,
         ))
         .await?;
     rows.into_iter()
-        .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
+        .map(|row| {
+            Ok(ExistingCode {
+                code: row.try_get_by_index(0)?,
+                campaign_id: row.try_get_by_index(1)?,
+                batch_id: row.try_get_by_index(2)?,
+            })
+        })
         .collect()
 }
 

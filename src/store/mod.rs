@@ -4,6 +4,7 @@ pub mod batches;
 pub mod campaigns;
 pub mod codes;
 pub mod counters;
+pub mod failure;
 
 use sea_orm::{
     AccessMode, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
@@ -22,6 +23,28 @@ pub async fn read_snapshot(db: &DatabaseConnection) -> Result<DatabaseTransactio
                 Some(AccessMode::ReadOnly),
             )
             .await
+        }
+    }
+}
+
+/// Whether the database answers and takes writes: on MySQL/MariaDB the server must not be
+/// read-only (after a failover the old writer still answers pings, but refuses every write).
+pub async fn accepts_writes(db: &DatabaseConnection) -> Result<bool, DbErr> {
+    match db.get_database_backend() {
+        DbBackend::Sqlite => db.ping().await.map(|()| true),
+        _ => {
+            let row = db
+                .query_one_raw(Statement::from_string(
+                    DbBackend::MySql,
+                    "SELECT CAST(@@global.read_only + @@global.innodb_read_only AS SIGNED)",
+                ))
+                .await?
+                .ok_or_else(|| DbErr::RecordNotFound("read_only row".to_owned()))?;
+            let read_only = row.try_get_by_index::<i64>(0)? > 0;
+            if read_only {
+                failure::note_read_only();
+            }
+            Ok(!read_only)
         }
     }
 }

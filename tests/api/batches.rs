@@ -12,7 +12,7 @@ on_both_backends! {
     a_repeat_across_chunks_is_found_and_named => a_repeat_across_chunks_is_found_and_named;
     the_report_lists_100_problems_and_counts_all => the_report_lists_100_problems_and_counts_all;
     codes_differing_only_in_case_are_distinct => codes_differing_only_in_case_are_distinct;
-    the_same_code_may_live_in_two_campaigns => the_same_code_may_live_in_two_campaigns;
+    a_code_of_another_campaign_rejects_the_whole_batch => a_code_of_another_campaign_rejects_the_whole_batch;
     get_batch_counts_codes_by_status => get_batch_counts_codes_by_status;
     unknown_batches_and_campaigns_are_404 => unknown_batches_and_campaigns_are_404;
     revoking_keeps_issued_codes_and_never_issues_the_rest => revoking_keeps_issued_codes_and_never_issues_the_rest;
@@ -132,6 +132,31 @@ async fn a_code_already_in_the_campaign_rejects_the_whole_batch(app: TestApp) {
     assert_eq!(batch_rows(&app).await, 1);
 }
 
+/// A code is a bearer credential: it exists once in the whole service.
+async fn a_code_of_another_campaign_rejects_the_whole_batch(app: TestApp) {
+    let first = app.create_campaign(json!({ "name": "First" })).await;
+    let second = app.create_campaign(json!({ "name": "Second" })).await;
+    app.load_codes(&first, "ONCE", 2).await;
+    let response = app
+        .load_text(&second, "OTHER-1\nONCE-1\nOTHER-2\n".into())
+        .await;
+    let error = assert_error(response, 409, "duplicate_codes").await;
+    assert_eq!(error["problem_count"], 1);
+    assert_eq!(error["problems"][0]["line"], 2);
+    assert_eq!(error["problems"][0]["code"], "ONCE-1");
+    assert_eq!(error["problems"][0]["reason"], "already_in_other_campaign");
+    assert_eq!(available(&app, &second).await, 0, "nothing was written");
+    assert_eq!(available(&app, &first).await, 2);
+    let json = app
+        .admin_post(
+            &format!("/v1/admin/campaigns/{second}/batches"),
+            json!({ "codes": ["ONCE-0"] }),
+        )
+        .await;
+    let error = assert_error(json, 409, "duplicate_codes").await;
+    assert_eq!(error["problems"][0]["reason"], "already_in_other_campaign");
+}
+
 async fn a_repeat_across_chunks_is_found_and_named(app: TestApp) {
     let id = app.create_campaign(json!({ "name": "Chunks" })).await;
     let mut lines: Vec<String> = (0..2500).map(|i| format!("K-{i}")).collect();
@@ -158,13 +183,6 @@ async fn codes_differing_only_in_case_are_distinct(app: TestApp) {
     let response = app.load_text(&id, "abc\nABC\nAbc\n".into()).await;
     assert_eq!(response.status(), 201);
     assert_eq!(available(&app, &id).await, 3);
-}
-
-async fn the_same_code_may_live_in_two_campaigns(app: TestApp) {
-    let first = app.create_campaign(json!({ "name": "One" })).await;
-    let second = app.create_campaign(json!({ "name": "Two" })).await;
-    app.load_codes(&first, "SAME", 2).await;
-    app.load_codes(&second, "SAME", 2).await;
 }
 
 async fn get_batch_counts_codes_by_status(app: TestApp) {

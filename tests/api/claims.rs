@@ -187,8 +187,8 @@ async fn closed_campaigns_refuse_claims(app: TestApp) {
         .create_campaign(json!({ "name": "Over", "ends_at": "2026-06-15T12:00:00Z" }))
         .await;
     let paused = app.create_campaign(json!({ "name": "Paused" })).await;
-    for id in [&future, &past, &paused] {
-        app.load_codes(id, "Z", 1).await;
+    for (prefix, id) in [("ZF", &future), ("ZO", &past), ("ZP", &paused)] {
+        app.load_codes(id, prefix, 1).await;
     }
     app.admin_patch(
         &format!("/v1/admin/campaigns/{paused}"),
@@ -290,8 +290,8 @@ async fn days_roll_over_at_each_campaigns_local_midnight(app: TestApp) {
     let new_york = app
         .create_campaign(json!({ "name": "NY", "daily_limit": 1, "time_zone": "America/New_York" }))
         .await;
-    for id in [&tokyo, &new_york] {
-        app.load_codes(id, "D", 5).await;
+    for (prefix, id) in [("DT", &tokyo), ("DN", &new_york)] {
+        app.load_codes(id, prefix, 5).await;
     }
     // 23:59:59 in Tokyo (UTC+9) is 09:59:59 in New York (UTC-5).
     app.clock.set(at("2026-11-22T14:59:59Z"));
@@ -470,6 +470,19 @@ async fn pooled_mariadb_connections_run_read_committed_with_a_short_lock_wait() 
         row.try_get_by_index::<i64>(0).unwrap(),
         5,
         "a row lock is awaited no longer than a claim may take (5 s by default)"
+    );
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT CAST(@@SESSION.idle_transaction_timeout AS SIGNED)",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        row.try_get_by_index::<i64>(0).unwrap(),
+        5,
+        "the server rolls back a transaction left idle for 5 s (a frozen instance's locks)"
     );
 }
 

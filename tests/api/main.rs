@@ -10,4 +10,5 @@ mod multi_process;
 mod ops;
 mod outage;
 mod settings;
+mod shutdown;
 mod spec;

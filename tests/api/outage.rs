@@ -86,3 +86,57 @@ async fn an_unanswering_database_is_reported_within_the_db_timeout_and_recovers(
         .await;
     assert_eq!(app.claim(&campaign, "after").await.status(), 201);
 }
+
+/// A claim whose statement the database kills (an operator's `KILL QUERY`, a failover tool)
+/// is answered 503 `unavailable`, not 500, and the next claim is served.
+#[tokio::test]
+async fn a_killed_claim_statement_answers_unavailable() {
+    use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
+
+    let (test_url, database) = create_database(Backend::MariaDb).await;
+    let login = MariaDbLogin::create(database.mariadb_name()).await;
+    let app = spawn_app_over(&login.url(), &test_url, database, &[]).await;
+    let campaign = stocked_campaign(&app).await;
+    let outside = app.db.begin().await.unwrap();
+    outside
+        .execute_unprepared("LOCK TABLES campaign_day_counters WRITE")
+        .await
+        .unwrap();
+    let claim = tokio::spawn({
+        let (http, url) = (
+            app.http.clone(),
+            app.url(&format!("/v1/campaigns/{campaign}/claims")),
+        );
+        async move {
+            http.post(url)
+                .bearer_auth(crate::helpers::CLIENT_TOKEN)
+                .json(&json!({ "user_id": "killed" }))
+                .send()
+                .await
+                .unwrap()
+        }
+    });
+    let waiting = loop {
+        let row = outside
+            .query_one_raw(Statement::from_sql_and_values(
+                outside.get_database_backend(),
+                "SELECT CAST(id AS SIGNED) FROM information_schema.processlist \
+                 WHERE user = ? AND state LIKE '%lock%'",
+                [login.user.clone().into()],
+            ))
+            .await
+            .unwrap();
+        if let Some(row) = row {
+            break row.try_get_by_index::<i64>(0).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    outside
+        .execute_unprepared(&format!("KILL QUERY {waiting}"))
+        .await
+        .unwrap();
+    assert_unavailable(claim.await.unwrap()).await;
+    outside.execute_unprepared("UNLOCK TABLES").await.unwrap();
+    outside.rollback().await.unwrap();
+    assert_eq!(app.claim(&campaign, "next").await.status(), 201);
+}
