@@ -12,6 +12,9 @@ use serde_json::{Value, json};
 
 use crate::helpers::{ADMIN_TOKEN, Backend, CLIENT_TOKEN, create_database};
 
+/// A claim's HTTP answer (status and body), or why none came.
+type Answer = Result<(u16, Value), String>;
+
 #[tokio::test]
 async fn sigterm_answers_the_claims_in_flight_and_exits_within_the_grace_period() {
     let (url, _database) = create_database(Backend::MariaDb).await;
@@ -66,7 +69,7 @@ async fn sigterm_answers_the_claims_in_flight_and_exits_within_the_grace_period(
     for client in 0..32 {
         let (http, base, id, answered) = (http.clone(), base.clone(), id.clone(), answered.clone());
         clients.push(tokio::spawn(async move {
-            let mut outcomes: Vec<(String, Result<(u16, Value), String>)> = Vec::new();
+            let mut outcomes: Vec<(String, Answer)> = Vec::new();
             for n in 0.. {
                 let user = format!("user-{client}-{n}");
                 let sent = http
