@@ -145,6 +145,7 @@ mod tests {
 
     #[test]
     fn connections_opened_before_a_read_only_answer_are_not_reused() {
+        LazyLock::force(&PROCESS_START);
         std::thread::sleep(Duration::from_millis(5));
         let old = PROCESS_START.elapsed();
         note_read_only();
