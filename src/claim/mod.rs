@@ -293,3 +293,56 @@ async fn answer_group(
     }
     unreachable
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(campaign_id: Uuid, user: &str) -> Job {
+        Job {
+            campaign_id,
+            user: UserId::parse(user).unwrap(),
+            reply: oneshot::channel().0,
+        }
+    }
+
+    fn settings(max_batch: usize) -> CoalescingSettings {
+        CoalescingSettings {
+            writers: 1,
+            max_batch,
+            linger: Duration::ZERO,
+            request_timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_takes_what_is_queued_up_to_the_maximum() {
+        let (queue, receiver) = mpsc::channel(16);
+        let campaign = Uuid::new_v4();
+        for i in 0..6 {
+            queue.send(job(campaign, &format!("u{i}"))).await.unwrap();
+        }
+        let receiver = Mutex::new(receiver);
+        let mut jobs = Vec::new();
+        assert!(take_batch(&receiver, &mut jobs, settings(4)).await);
+        assert_eq!(jobs.len(), 4, "coalesced up to max_batch");
+        jobs.clear();
+        assert!(take_batch(&receiver, &mut jobs, settings(4)).await);
+        assert_eq!(jobs.len(), 2, "the rest, without waiting for more");
+        drop(queue);
+        jobs.clear();
+        assert!(!take_batch(&receiver, &mut jobs, settings(4)).await);
+    }
+
+    #[test]
+    fn jobs_are_grouped_by_their_own_campaign_in_arrival_order() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let jobs = vec![job(a, "a1"), job(b, "b1"), job(a, "a2"), job(b, "b2")];
+        let groups = group_by_campaign(jobs.into_iter());
+        let users: Vec<(Uuid, Vec<&str>)> = groups
+            .iter()
+            .map(|(id, group)| (*id, group.iter().map(|j| j.user.as_str()).collect()))
+            .collect();
+        assert_eq!(users, vec![(a, vec!["a1", "a2"]), (b, vec!["b1", "b2"])]);
+    }
+}

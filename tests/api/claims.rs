@@ -24,6 +24,7 @@ on_both_backends! {
     user_ids_compare_byte_for_byte => user_ids_compare_byte_for_byte;
     a_user_with_a_code_gets_it_again_when_the_campaign_is_closed_or_sold_out => a_user_with_a_code_gets_it_again_when_the_campaign_is_closed_or_sold_out;
     a_daily_limit_of_zero_issues_nothing => a_daily_limit_of_zero_issues_nothing;
+    concurrent_claims_of_two_campaigns_get_codes_of_their_own => concurrent_claims_of_two_campaigns_get_codes_of_their_own;
 }
 
 fn at(rfc3339: &str) -> DateTime<Utc> {
@@ -618,5 +619,35 @@ async fn codes_locked_by_another_session_are_waited_for_not_sold_out() {
     outside.rollback().await.unwrap();
     let response = claim.await.unwrap();
     assert_eq!(response.status(), 201, "{:?}", response.text().await);
+    assert_books_balance(&app).await;
+}
+
+async fn concurrent_claims_of_two_campaigns_get_codes_of_their_own(app: TestApp) {
+    let first = app.create_campaign(json!({ "name": "First" })).await;
+    let second = app.create_campaign(json!({ "name": "Second" })).await;
+    app.load_codes(&first, "FIRST", 30).await;
+    app.load_codes(&second, "SECOND", 30).await;
+    let requests: Vec<(&str, &str, String)> = (0..30)
+        .flat_map(|i| {
+            [
+                (first.as_str(), "FIRST-", format!("f-{i}")),
+                (second.as_str(), "SECOND-", format!("s-{i}")),
+            ]
+        })
+        .collect();
+    let answers = join_all(
+        requests
+            .iter()
+            .map(|(campaign, _, user)| claim_json(&app, campaign, user)),
+    )
+    .await;
+    for ((campaign, prefix, user), (status, body, _)) in requests.iter().zip(&answers) {
+        assert_eq!(*status, 201, "{user}: {body}");
+        assert_eq!(body["campaign_id"], *campaign, "{user}: {body}");
+        assert!(
+            body["code"].as_str().unwrap().starts_with(prefix),
+            "{user}: {body}"
+        );
+    }
     assert_books_balance(&app).await;
 }
