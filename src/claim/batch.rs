@@ -1,7 +1,7 @@
 //! One campaign's share of a coalesced batch: replays, the campaign checks, then claim rounds
 //! until every user has a code or a definite refusal.
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -25,8 +25,6 @@ type UserResult = Result<(IssuedClaim, bool), ClaimRefusal>;
 const MAX_RETRIES: u32 = 8;
 /// How long to wait before scanning again when codes exist but other transactions hold them.
 const LOCKED_STOCK_BACKOFF: Duration = Duration::from_millis(2);
-/// How many such waits before giving up with `unavailable` (a transaction elsewhere is stuck).
-const MAX_LOCKED_STOCK_WAITS: u32 = 2_500;
 
 /// The claim path's view of the database and the time.
 pub struct ClaimContext<'a> {
@@ -36,6 +34,9 @@ pub struct ClaimContext<'a> {
     pub time_zones: &'a mut HashMap<Uuid, Tz>,
     /// Per campaign, the highest code id this writer has issued: see [`Issue::pick`].
     pub pick_cursors: &'a mut HashMap<Uuid, i64>,
+    /// How long a campaign's share of a batch may retry and wait in all: its requests are
+    /// answered `unavailable` by then anyway, and the writer must move on to the others.
+    pub give_up_after: Duration,
 }
 
 /// Claims one code for each of `users` (distinct) in `campaign_id`. The boolean in each
@@ -48,36 +49,45 @@ pub async fn claim_for_users(
     let mut results = HashMap::with_capacity(users.len());
     let mut pending: Vec<UserId> = users.to_vec();
     let mut retries = 0;
-    let mut locked_stock_waits = 0;
+    let give_up_at = Instant::now() + ctx.give_up_after;
     while !pending.is_empty() {
         match claim_round(ctx, campaign_id, &pending, &mut results).await {
             Ok(Round::Done) => break,
-            Ok(Round::StockLocked(rest)) if locked_stock_waits < MAX_LOCKED_STOCK_WAITS => {
-                locked_stock_waits += 1;
+            Ok(Round::StockLocked(rest)) if Instant::now() + LOCKED_STOCK_BACKOFF < give_up_at => {
                 pending = rest;
                 tokio::time::sleep(LOCKED_STOCK_BACKOFF).await;
             }
             Ok(Round::StockLocked(rest)) => {
                 tracing::warn!(%campaign_id, "available codes stayed locked by other transactions");
                 for user in rest {
-                    results.insert(user, Err(ClaimRefusal::Unavailable));
+                    results.insert(user, Err(ClaimRefusal::Contended));
                 }
                 break;
             }
-            Err(err) if retries < MAX_RETRIES && is_retryable(&err) => {
+            Err(err)
+                if retries < MAX_RETRIES && Instant::now() < give_up_at && is_retryable(&err) =>
+            {
                 retries += 1;
                 tracing::debug!(error = %err, retries, "claim round retried");
                 pending.retain(|user| !results.contains_key(user));
             }
             Err(err) => {
-                // Still contended after every retry: worth a retry by the client, not a 500.
-                let failure = classify(&err);
-                let refusal = if failure.is_transient() || failure == DbFailure::DuplicateKey {
-                    tracing::warn!(error = %err, "claim failed: database unreachable or busy");
-                    ClaimRefusal::Unavailable
-                } else {
-                    tracing::error!(error = %err, "claim failed");
-                    ClaimRefusal::Internal
+                // Worth a retry by the client, not a 500: contention that outlasted the retries
+                // concerns this campaign only; an unreachable, read-only or killed database
+                // concerns every claim queued behind this one.
+                let refusal = match classify(&err) {
+                    DbFailure::LockContention | DbFailure::Busy | DbFailure::DuplicateKey => {
+                        tracing::warn!(%campaign_id, error = %err, "claim failed: contended");
+                        ClaimRefusal::Contended
+                    }
+                    DbFailure::Statement => {
+                        tracing::error!(error = %err, "claim failed");
+                        ClaimRefusal::Internal
+                    }
+                    _ => {
+                        tracing::warn!(error = %err, "claim failed: database unavailable");
+                        ClaimRefusal::Unavailable
+                    }
                 };
                 for user in pending.drain(..) {
                     results.entry(user).or_insert(Err(refusal.clone()));

@@ -69,9 +69,16 @@ pub enum ClaimOutcome {
 pub enum ClaimRefusal {
     CampaignNotFound,
     CampaignInactive,
-    DailyLimitReached { retry_after_secs: u64 },
+    DailyLimitReached {
+        retry_after_secs: u64,
+    },
     OutOfStock,
+    /// The database cannot serve claims now (unreachable, read-only, killed): what is queued
+    /// behind is refused at once too.
     Unavailable,
+    /// This campaign's rows stayed locked by other transactions for the whole claim timeout;
+    /// other campaigns are served as usual.
+    Contended,
     Internal,
 }
 
@@ -84,7 +91,7 @@ impl From<ClaimRefusal> for AppError {
                 AppError::DailyLimitReached { retry_after_secs }
             }
             ClaimRefusal::OutOfStock => AppError::OutOfStock,
-            ClaimRefusal::Unavailable => AppError::Unavailable {
+            ClaimRefusal::Unavailable | ClaimRefusal::Contended => AppError::Unavailable {
                 retry_after_secs: UNAVAILABLE_RETRY_AFTER_SECS,
             },
             ClaimRefusal::Internal => AppError::Internal,
@@ -199,6 +206,7 @@ async fn run_writer(
             clock: clock.as_ref(),
             time_zones: &mut time_zones,
             pick_cursors: &mut pick_cursors,
+            give_up_after: settings.request_timeout,
         };
         let mut unreachable = false;
         for (campaign_id, group) in group_by_campaign(jobs.drain(..)) {

@@ -651,3 +651,56 @@ async fn concurrent_claims_of_two_campaigns_get_codes_of_their_own(app: TestApp)
     }
     assert_books_balance(&app).await;
 }
+
+/// Stock held by another session past the claim timeout: that campaign's claim is answered
+/// `unavailable` within the timeout, and the writer moves on, so a claim of another campaign
+/// queued behind it is served instead of timing out too.
+#[tokio::test]
+async fn a_campaign_whose_stock_stays_locked_does_not_hold_up_another() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+
+    let app = crate::helpers::spawn_app_with(
+        crate::helpers::Backend::MariaDb,
+        &["--claim-timeout-ms", "1000"],
+    )
+    .await;
+    let held = app.create_campaign(json!({ "name": "Held" })).await;
+    let free = app.create_campaign(json!({ "name": "Free" })).await;
+    app.load_codes(&held, "HELD", 3).await;
+    app.load_codes(&free, "FREE", 3).await;
+    let outside = app.db.begin().await.unwrap();
+    outside
+        .execute_unprepared("SELECT id FROM codes WHERE code LIKE 'HELD-%' FOR UPDATE")
+        .await
+        .unwrap();
+    let send = |campaign: String, user: &'static str| {
+        let (http, url) = (
+            app.http.clone(),
+            app.url(&format!("/v1/campaigns/{campaign}/claims")),
+        );
+        tokio::spawn(async move {
+            let response = http
+                .post(url)
+                .bearer_auth(CLIENT_TOKEN)
+                .json(&json!({ "user_id": user }))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        })
+    };
+    let on_held = send(held.clone(), "waits");
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let on_free = send(free.clone(), "served");
+    let (held_status, held_body) = on_held.await.unwrap();
+    assert_eq!(
+        (held_status, held_body["code"].as_str()),
+        (503, Some("unavailable"))
+    );
+    let (free_status, free_body) = on_free.await.unwrap();
+    assert_eq!(free_status, 201, "{free_body}");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    outside.rollback().await.unwrap();
+    assert_eq!(app.claim(&held, "later").await.status(), 201);
+}
