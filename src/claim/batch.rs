@@ -298,8 +298,9 @@ impl Issue {
         }))
     }
 
-    /// Exact path: lock the day's counter, count the day's issued codes, read the limit as
-    /// committed now, issue only what fits, and write the exact count back.
+    /// Exact path: read the limit under the campaign row's shared lock, lock the day's
+    /// counter, count the day's issued codes, issue only what fits, and write the exact count
+    /// back.
     async fn exact<'u>(
         &self,
         db: &DatabaseConnection,
@@ -307,6 +308,7 @@ impl Issue {
     ) -> Result<Outcome<'u>, DbErr> {
         queries::ensure_counter_row(db, self.campaign_id, self.day).await?;
         let txn = begin(db).await?;
+        let limit = queries::locked_daily_limit(&txn, self.campaign_id).await?;
         let counter = queries::lock_counter(&txn, self.campaign_id, self.day).await?;
         let counted = queries::count_issued_on(&txn, self.campaign_id, self.day).await?;
         if counter != counted {
@@ -315,7 +317,6 @@ impl Issue {
                 "day counter differed from the issued codes; the count wins"
             );
         }
-        let limit = queries::daily_limit(&txn, self.campaign_id).await?;
         let fit = claims_that_fit(limit, counted, users.len());
         let picked = if fit == 0 {
             Vec::new()

@@ -12,9 +12,13 @@
 //! Every issuing transaction ends by changing the campaign-day counter row, and the codes it
 //! marked issued commit together with that change. Writes to one row are serialized by its
 //! row lock and each write sees the latest committed value, so:
+//! * **The limit** is read inside the issuing transaction under a shared lock on the campaign
+//!   row (`LOCK IN SHARE MODE`); an operator's change of the limit needs that row exclusively.
+//!   So the change and the claim transactions are serialized explicitly: a transaction that
+//!   read the old limit commits before the change can answer, and every transaction after it
+//!   reads the new one. A lowered limit holds from the moment the PATCH answers.
 //! * **Fast path** (far from the limit): `UPDATE … SET issued = issued + k WHERE … AND
-//!   issued + k <= limit` is the gate (the limit read in that statement from `campaigns`, so
-//!   a limit an operator just changed holds at once). It either adds the transaction's `k` codes to a value
+//!   issued + k <= limit` is the gate. It either adds the transaction's `k` codes to a value
 //!   that already includes every committed issue of the day and stays within the limit, or it
 //!   changes nothing (affected rows 0) and the transaction rolls back. The row lock is taken
 //!   last, so it is held only through the commit.

@@ -150,45 +150,51 @@ pub async fn issue_codes(
 }
 
 /// The fast gate: adds `k` to the day's counter if the result stays within the campaign's
-/// daily limit as committed now (always, when it has none). False when the row is missing or
-/// the day is too near its limit. The limit is read here, at the gate, so a limit an operator
-/// lowered a moment ago already holds.
+/// daily limit (always, when it has none). False when the row is missing or the day is too
+/// near its limit. The limit is read here, at the gate, under the campaign row's shared lock
+/// (see [`locked_daily_limit`]), so a limit an operator lowered holds from the moment the
+/// change answered.
 pub async fn bump_counter_within_limit(
     db: &impl ConnectionTrait,
     campaign_id: Uuid,
     day: NaiveDate,
     k: i64,
 ) -> Result<bool, DbErr> {
+    let limit = locked_daily_limit(db, campaign_id).await?;
     let result = db
         .execute_raw(statement(
             db,
             "UPDATE campaign_day_counters SET issued = issued + ? \
-             WHERE campaign_id = ? AND day = ? \
-             AND issued + ? <= COALESCE((SELECT daily_limit FROM campaigns WHERE id = ?), ?)",
+             WHERE campaign_id = ? AND day = ? AND issued + ? <= ?",
             vec![
                 k.into(),
                 campaign_id.into(),
                 day.into(),
                 k.into(),
-                campaign_id.into(),
-                i64::MAX.into(),
+                limit.map_or(i64::MAX, i64::from).into(),
             ],
         ))
         .await?;
     Ok(result.rows_affected() == 1)
 }
 
-/// The campaign's daily limit as committed now (`None`: no limit).
-pub async fn daily_limit(
+/// The campaign's daily limit (`None`: no limit), read under a shared lock on its row
+/// (`LOCK IN SHARE MODE`, which MySQL 8.0 and MariaDB both accept). Changing the limit needs
+/// that row exclusively, so the change and every claim transaction are serialized: a claim
+/// that read the old limit commits before the change can answer, and one that starts after
+/// reads the new limit. Claim transactions take it after their code rows and before the day's
+/// counter, in that order on both paths. On SQLite the immediate transaction is the only
+/// writer, so a plain read is as good.
+pub async fn locked_daily_limit(
     db: &impl ConnectionTrait,
     campaign_id: Uuid,
 ) -> Result<Option<i32>, DbErr> {
+    let sql = match db.get_database_backend() {
+        DbBackend::Sqlite => "SELECT daily_limit FROM campaigns WHERE id = ?",
+        _ => "SELECT daily_limit FROM campaigns WHERE id = ? LOCK IN SHARE MODE",
+    };
     let row = db
-        .query_one_raw(statement(
-            db,
-            "SELECT daily_limit FROM campaigns WHERE id = ?",
-            vec![campaign_id.into()],
-        ))
+        .query_one_raw(statement(db, sql, vec![campaign_id.into()]))
         .await?
         .ok_or_else(|| DbErr::RecordNotFound("campaigns row".to_owned()))?;
     row.try_get_by_index(0)

@@ -7,6 +7,7 @@ mod components;
 mod healthcheck;
 mod helpers;
 mod multi_process;
+mod operator;
 mod ops;
 mod outage;
 mod settings;
