@@ -120,3 +120,49 @@ async fn p99_of_claims(app: &TestApp, campaign: &str, prefix: &str) -> Duration 
     latencies.sort();
     latencies[latencies.len() * 99 / 100]
 }
+
+/// The window made wide on purpose: another session holds the day's counter, so a claim
+/// transaction has read the limit and waits; the limit is lowered meanwhile. The PATCH may
+/// answer only once that transaction is decided (it read the limit under the campaign row's
+/// lock), so nothing commits after the PATCH answers beyond the new limit.
+#[tokio::test]
+async fn a_limit_lowered_while_a_claim_waits_at_the_counter_holds() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+
+    let app = spawn_app(Backend::MariaDb).await;
+    let id = app
+        .create_campaign(json!({ "name": "Window", "daily_limit": 10 }))
+        .await;
+    app.load_codes(&id, "WIN", 20).await;
+    for user in ["w0", "w1", "w2"] {
+        assert_eq!(app.claim(&id, user).await.status(), 201);
+    }
+    let outside = app.db.begin().await.unwrap();
+    outside
+        .execute_unprepared("SELECT * FROM campaign_day_counters FOR UPDATE")
+        .await
+        .unwrap();
+    let users: Vec<String> = (3..8).map(|i| format!("w{i}")).collect();
+    let storm = join_all(users.iter().map(|user| app.claim(&id, user)));
+    let lower = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let lowered = app
+            .admin_patch(
+                &format!("/v1/admin/campaigns/{id}"),
+                json!({ "daily_limit": 4 }),
+            )
+            .await;
+        assert_eq!(lowered.status(), 200);
+        issued(&app).await
+    };
+    let release = async {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        outside.rollback().await.unwrap();
+    };
+    let (_, at_patch, ()) = tokio::join!(storm, lower, release);
+    let after = issued(&app).await;
+    assert!(
+        after <= at_patch.max(4),
+        "{after} issued; the limit was lowered to 4 when {at_patch} were"
+    );
+}
