@@ -4,17 +4,18 @@ mod campaigns;
 mod claims;
 mod json_string;
 mod ops;
+mod wire;
 
 use std::sync::Arc;
 
 use poem::http::Method;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
 use poem_openapi::auth::Bearer;
-use poem_openapi::{OpenApiService, SecurityScheme, Tags};
+use poem_openapi::{OpenApiService, SecurityScheme, ServerObject, Tags};
 use sea_orm::DatabaseConnection;
 use subtle::ConstantTimeEq;
 
-pub use json_string::JsonString;
+use json_string::JsonString;
 
 use crate::claim::ClaimEngine;
 use crate::config::Secret;
@@ -110,13 +111,53 @@ fn service() -> OpenApiService<Apis, ()> {
     .description(
         "Hands out pre-loaded gift-certificate codes: one per user per campaign, never the \
          same code twice, never more per local day than the campaign's daily limit. Every \
-         error answers `{\"code\", \"message\"}` with a stable `code`.",
+         error answers `{\"code\", \"message\"}` with a stable `code` (`ErrorCode`); each \
+         operation lists the statuses it answers and, in each one's description, the codes. \
+         Beyond the operations: a path not listed here answers 404 `not_found`, a method a \
+         path does not offer 405 `method_not_allowed`, and a body in a media type the \
+         operation does not list 415 `unsupported_media_type`. Instants are RFC 3339; the \
+         service writes them in UTC ending in `Z`.",
+    )
+    .server(
+        ServerObject::new("http://127.0.0.1:8080")
+            .description("`cargo run`'s default address (`GIFTCODES_LISTEN`)"),
     )
 }
 
-/// The OpenAPI document as YAML (what `giftcodes openapi` prints and `openapi.yaml` holds).
+/// Request bodies whose unknown fields are refused (`#[oai(deny_unknown_fields)]`).
+const CLOSED_SCHEMAS: [&str; 4] = [
+    "NewCampaignRequest",
+    "CampaignPatch",
+    "NewBatchJson",
+    "ClaimRequest",
+];
+
+/// The OpenAPI document as YAML (what `giftcodes openapi` prints, `/openapi.yaml` serves and
+/// `openapi.yaml` holds): poem-openapi's document plus the two things it cannot declare —
+/// `additionalProperties: false` on the request bodies that refuse unknown fields, and
+/// `security: []` on the operations that need no token (the probes).
 pub fn openapi_yaml() -> String {
-    service().spec_yaml()
+    use serde_yaml::Value;
+    let mut doc: Value =
+        serde_yaml::from_str(&service().spec_yaml()).expect("poem-openapi writes valid YAML");
+    for name in CLOSED_SCHEMAS {
+        let schema = doc["components"]["schemas"]
+            .get_mut(name)
+            .and_then(Value::as_mapping_mut)
+            .unwrap_or_else(|| panic!("schema {name} is in the document"));
+        schema.insert("additionalProperties".into(), Value::Bool(false));
+    }
+    let paths = doc["paths"]
+        .as_mapping_mut()
+        .expect("the document has paths");
+    for operation in paths.values_mut().filter_map(Value::as_mapping_mut) {
+        for operation in operation.values_mut().filter_map(Value::as_mapping_mut) {
+            if !operation.contains_key("security") {
+                operation.insert("security".into(), Value::Sequence(Vec::new()));
+            }
+        }
+    }
+    serde_yaml::to_string(&doc).expect("a YAML value serialises")
 }
 
 /// The whole HTTP application.
@@ -126,7 +167,12 @@ pub fn app(
 ) -> impl Endpoint<Output = Response> + 'static {
     let service = service();
     let docs = service.swagger_ui();
-    let spec = service.spec_endpoint_yaml();
+    let spec_yaml = openapi_yaml();
+    let spec = poem::endpoint::make_sync(move |_| {
+        spec_yaml
+            .clone()
+            .with_content_type("application/x-yaml; charset=utf-8")
+    });
     let max_upload_bytes = state.max_upload_bytes;
     Route::new()
         .nest("/", service)
@@ -159,9 +205,11 @@ async fn limit_body<E: Endpoint>(
         return Ok(too_large());
     }
     let streams_itself = is_upload
-        && req
-            .content_type()
-            .is_some_and(|ct| ct.starts_with("text/plain") || ct.starts_with("text/csv"));
+        && req.content_type().is_some_and(|ct| {
+            ct.starts_with("text/plain")
+                || ct.starts_with("text/csv")
+                || ct.starts_with("application/octet-stream")
+        });
     if !streams_itself {
         match req.take_body().into_bytes_limit(limit as usize).await {
             Ok(bytes) => req.set_body(bytes),

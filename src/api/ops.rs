@@ -6,7 +6,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::{ApiTags, AppState};
-use crate::error::{ApiResult, AppError, UNAVAILABLE_RETRY_AFTER_SECS};
+use crate::error::{AppError, UNAVAILABLE_RETRY_AFTER_SECS, operation_errors};
 
 /// A probe's answer.
 #[derive(Debug, Object)]
@@ -28,6 +28,11 @@ fn ok() -> Healthy {
     }))
 }
 
+operation_errors! {
+    /// Why the service is not ready.
+    enum NotReady {}
+}
+
 pub struct OpsApi;
 
 #[OpenApi(tag = "ApiTags::Ops")]
@@ -44,7 +49,7 @@ impl OpsApi {
     ///
     /// 200 when the database answers a ping, 503 `unavailable` when it does not.
     #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
-    async fn readyz(&self, state: Data<&Arc<AppState>>) -> ApiResult<Healthy> {
+    async fn readyz(&self, state: Data<&Arc<AppState>>) -> Result<Healthy, NotReady> {
         match state.db.ping().await {
             Ok(()) => Ok(ok()),
             Err(err) => {
