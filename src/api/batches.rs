@@ -24,7 +24,9 @@ use crate::upload::{BatchLoader, Line, LineReader};
 pub struct NewBatchJson {
     /// Free text to recognise the batch by (at most 200 characters); omitted or null: none.
     pub label: Option<Nullable<JsonString<LabelText>>>,
-    /// The codes: each 1..=128 printable ASCII characters without spaces, new to the campaign.
+    /// The codes, at least one: each 1..=128 printable ASCII characters without spaces, new to
+    /// the campaign.
+    #[oai(validator(min_items = 1))]
     pub codes: Vec<JsonString<CodeText>>,
 }
 

@@ -133,19 +133,42 @@ const CLOSED_SCHEMAS: [&str; 4] = [
 ];
 
 /// The OpenAPI document as YAML (what `giftcodes openapi` prints, `/openapi.yaml` serves and
-/// `openapi.yaml` holds): poem-openapi's document plus the two things it cannot declare —
-/// `additionalProperties: false` on the request bodies that refuse unknown fields, and
-/// `security: []` on the operations that need no token (the probes).
+/// `openapi.yaml` holds): poem-openapi's document plus what it cannot declare —
+/// `additionalProperties: false` on the request bodies that refuse unknown fields, `security:
+/// []` on the operations that need no token (the probes), and a plain `$ref` for a documented
+/// field of a named type (poem-openapi writes `allOf: [$ref, {description}]`, which generators
+/// such as openapi-python-client refuse for enums).
 pub fn openapi_yaml() -> String {
     use serde_yaml::Value;
     let mut doc: Value =
         serde_yaml::from_str(&service().spec_yaml()).expect("poem-openapi writes valid YAML");
+    let schemas = doc["components"]["schemas"]
+        .as_mapping_mut()
+        .expect("the document has schemas");
     for name in CLOSED_SCHEMAS {
-        let schema = doc["components"]["schemas"]
+        let schema = schemas
             .get_mut(name)
             .and_then(Value::as_mapping_mut)
             .unwrap_or_else(|| panic!("schema {name} is in the document"));
         schema.insert("additionalProperties".into(), Value::Bool(false));
+    }
+    for schema in schemas.values_mut() {
+        let Some(properties) = schema.get_mut("properties").and_then(Value::as_mapping_mut) else {
+            continue;
+        };
+        for property in properties.values_mut() {
+            let reference = match property.get("allOf").and_then(Value::as_sequence) {
+                Some(all_of) if all_of.len() == 2 && all_of[1].get("$ref").is_none() => {
+                    all_of[0].get("$ref").cloned()
+                }
+                _ => None,
+            };
+            if let Some(reference) = reference {
+                let mut plain = serde_yaml::Mapping::new();
+                plain.insert("$ref".into(), reference);
+                *property = Value::Mapping(plain);
+            }
+        }
     }
     let paths = doc["paths"]
         .as_mapping_mut()
@@ -168,6 +191,7 @@ pub fn app(
     let service = service();
     let docs = service.swagger_ui();
     let spec_yaml = openapi_yaml();
+    let allowed = Arc::new(AllowedMethods::from_spec(&spec_yaml));
     let spec = poem::endpoint::make_sync(move |_| {
         spec_yaml
             .clone()
@@ -181,6 +205,60 @@ pub fn app(
         .data(state)
         .around(move |next, req| limit_body(next, req, max_body_bytes, max_upload_bytes))
         .catch_all_error(|err| async move { uniform_error_response(err) })
+        .around(move |next, req| {
+            let allowed = allowed.clone();
+            async move {
+                let allow = allowed.for_path(req.uri().path());
+                let mut response = next.call(req).await?;
+                if response.status() == poem::http::StatusCode::METHOD_NOT_ALLOWED
+                    && let Some(allow) = allow
+                {
+                    response.headers_mut().insert(
+                        poem::http::header::ALLOW,
+                        poem::http::HeaderValue::from_str(&allow)
+                            .expect("method names are header-safe"),
+                    );
+                }
+                Ok(response)
+            }
+        })
+}
+
+/// The methods each documented path offers: the `Allow` header of its 405 answers.
+struct AllowedMethods(Vec<(Vec<String>, String)>);
+
+impl AllowedMethods {
+    fn from_spec(yaml: &str) -> Self {
+        let doc: serde_yaml::Value = serde_yaml::from_str(yaml).expect("the spec is YAML");
+        let paths = doc["paths"].as_mapping().expect("the spec has paths");
+        Self(
+            paths
+                .iter()
+                .filter_map(|(path, operations)| {
+                    let segments = path.as_str()?.split('/').map(str::to_owned).collect();
+                    let methods = operations.as_mapping()?.keys();
+                    let methods: Vec<String> = methods
+                        .filter_map(|method| Some(method.as_str()?.to_ascii_uppercase()))
+                        .collect();
+                    Some((segments, methods.join(", ")))
+                })
+                .collect(),
+        )
+    }
+
+    /// The `Allow` value of the documented path `path` matches (`{...}` matches one segment).
+    fn for_path(&self, path: &str) -> Option<String> {
+        let given: Vec<&str> = path.split('/').collect();
+        self.0
+            .iter()
+            .find(|(template, _)| {
+                template.len() == given.len()
+                    && template.iter().zip(&given).all(|(want, got)| {
+                        want == got || (want.starts_with('{') && !got.is_empty())
+                    })
+            })
+            .map(|(_, allow)| allow.clone())
+    }
 }
 
 /// Answers 413 `payload_too_large` for bodies over the limit. Batch uploads in text are left to
