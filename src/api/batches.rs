@@ -83,6 +83,13 @@ enum BatchUpload {
     OctetStream(CodeLines<OCTET_STREAM>),
 }
 
+/// A file of codes.
+#[derive(ApiRequest)]
+enum FileUpload {
+    /// One code per line (`\n` or `\r\n`, UTF-8).
+    OctetStream(CodeLines<OCTET_STREAM>),
+}
+
 /// A batch as loaded.
 #[derive(Debug, Object)]
 pub struct BatchCreated {
@@ -204,39 +211,33 @@ impl BatchesApi {
                 .map(JsonString::into_string),
             (_, label) => label.map(JsonString::into_string),
         };
-        if label.as_ref().is_some_and(|l| l.chars().count() > 200) {
-            return Err(
-                AppError::InvalidRequest("label must be at most 200 characters".into()).into(),
-            );
-        }
-        let now = state.clock.now();
-        let mut loader = BatchLoader::begin(&state.db, campaign_id.0, label, now).await?;
-        match body {
-            BatchUpload::Json(json) => {
-                for (index, code) in json.0.codes.iter().enumerate() {
-                    loader.push(index as u64 + 1, code.as_str()).await?;
-                }
-            }
-            BatchUpload::Text(CodeLines(body))
-            | BatchUpload::Csv(CodeLines(body))
-            | BatchUpload::OctetStream(CodeLines(body)) => {
-                let mut lines = LineReader::new(body.into_async_read(), state.max_upload_bytes);
-                while let Some((number, line)) = lines.next_line().await? {
-                    match line {
-                        Line::Text("") => {}
-                        Line::Text(text) => loader.push(number, text).await?,
-                        Line::Unreadable(text) => loader.refuse_invalid(number, &text),
-                    }
-                }
-            }
-        }
-        let (batch, inserted) = loader.finish().await?;
-        Ok(BatchLoaded::Created(Json(BatchCreated {
-            id: batch.id,
-            campaign_id: batch.campaign_id,
-            label: batch.label.into(),
-            inserted,
-        })))
+        load_codes(&state, campaign_id.0, label, body).await
+    }
+
+    /// Load a batch of codes from a file
+    ///
+    /// The same as `load_batch` for a file of one code per line (`\n` or `\r\n`), streamed:
+    /// the form in which generated clients upload a file (e.g. a `Blob` or a Python `File`).
+    /// The label comes from `label`.
+    #[oai(
+        path = "/:campaign_id/batches/upload",
+        method = "post",
+        operation_id = "upload_batch"
+    )]
+    async fn upload(
+        &self,
+        _auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        /// Campaign id.
+        campaign_id: Path<Uuid>,
+        /// Label of the batch, at most 200 characters.
+        label: Query<Option<JsonString<LabelText>>>,
+        body: FileUpload,
+    ) -> Result<BatchLoaded, LoadBatchError> {
+        find_campaign(&state, campaign_id.0).await?;
+        let label = label.0.map(JsonString::into_string);
+        let FileUpload::OctetStream(file) = body;
+        load_codes(&state, campaign_id.0, label, BatchUpload::OctetStream(file)).await
     }
 
     /// Read a batch
@@ -282,6 +283,46 @@ impl BatchesApi {
         let batch = store::batches::revoke(&state.db, batch, state.clock.now()).await?;
         Ok(BatchFound::Ok(Json(view_batch(&state, batch).await?)))
     }
+}
+
+/// Loads the batch all or nothing (see `load_batch`).
+async fn load_codes(
+    state: &AppState,
+    campaign_id: Uuid,
+    label: Option<String>,
+    body: BatchUpload,
+) -> Result<BatchLoaded, LoadBatchError> {
+    if label.as_ref().is_some_and(|l| l.chars().count() > 200) {
+        return Err(AppError::InvalidRequest("label must be at most 200 characters".into()).into());
+    }
+    let now = state.clock.now();
+    let mut loader = BatchLoader::begin(&state.db, campaign_id, label, now).await?;
+    match body {
+        BatchUpload::Json(json) => {
+            for (index, code) in json.0.codes.iter().enumerate() {
+                loader.push(index as u64 + 1, code.as_str()).await?;
+            }
+        }
+        BatchUpload::Text(CodeLines(body))
+        | BatchUpload::Csv(CodeLines(body))
+        | BatchUpload::OctetStream(CodeLines(body)) => {
+            let mut lines = LineReader::new(body.into_async_read(), state.max_upload_bytes);
+            while let Some((number, line)) = lines.next_line().await? {
+                match line {
+                    Line::Text("") => {}
+                    Line::Text(text) => loader.push(number, text).await?,
+                    Line::Unreadable(text) => loader.refuse_invalid(number, &text),
+                }
+            }
+        }
+    }
+    let (batch, inserted) = loader.finish().await?;
+    Ok(BatchLoaded::Created(Json(BatchCreated {
+        id: batch.id,
+        campaign_id: batch.campaign_id,
+        label: batch.label.into(),
+        inserted,
+    })))
 }
 
 async fn find_batch(

@@ -25,7 +25,7 @@ pub struct NewCampaignRequest {
     pub name: JsonString<NameText>,
     /// Most codes issued per local day (0..=1,000,000,000); omitted or null: no limit.
     #[oai(validator(minimum(value = "0"), maximum(value = "1000000000")))]
-    pub daily_limit: Option<Nullable<i64>>,
+    pub daily_limit: Option<Nullable<i32>>,
     /// IANA time zone whose midnight starts a new day for the daily limit; omitted or null:
     /// `UTC`.
     pub time_zone: Option<Nullable<JsonString>>,
@@ -43,7 +43,7 @@ pub struct NewCampaignRequest {
 pub struct CampaignPatch {
     /// New daily limit (0..=1,000,000,000); `null` removes the limit.
     #[oai(validator(minimum(value = "0"), maximum(value = "1000000000")))]
-    pub daily_limit: MaybeUndefined<Nullable<i64>>,
+    pub daily_limit: MaybeUndefined<Nullable<i32>>,
     /// New end instant (RFC 3339, 1970-01-01T00:00:01Z to 2038-01-19T03:14:07Z, after
     /// `starts_at`); `null` makes the campaign open-ended.
     pub ends_at: MaybeUndefined<Nullable<UtcTime>>,
@@ -59,7 +59,7 @@ pub struct Campaign {
     /// Display name.
     pub name: String,
     /// Most codes issued per local day (0..=1,000,000,000); null: no limit.
-    pub daily_limit: Nullable<i64>,
+    pub daily_limit: Nullable<i32>,
     /// IANA time zone of the campaign's days.
     pub time_zone: String,
     /// Claims are refused before this instant; null: open since creation.
@@ -241,7 +241,7 @@ fn parse_new_campaign(body: NewCampaignRequest) -> Result<store::campaigns::NewC
     Ok(store::campaigns::NewCampaign {
         name: CampaignName::parse(body.name.as_str()).map_err(invalid)?,
         daily_limit: given(body.daily_limit)
-            .map(DailyLimit::parse)
+            .map(|limit| DailyLimit::parse(limit.into()))
             .transpose()
             .map_err(invalid)?,
         time_zone: CampaignTimeZone::parse(time_zone.as_ref().map_or("UTC", JsonString::as_str))
@@ -256,7 +256,7 @@ fn parse_patch(body: CampaignPatch) -> Result<store::campaigns::CampaignChanges,
         MaybeUndefined::Undefined => None,
         MaybeUndefined::Null | MaybeUndefined::Value(Nullable(None)) => Some(None),
         MaybeUndefined::Value(Nullable(Some(limit))) => {
-            Some(Some(DailyLimit::parse(limit).map_err(invalid)?))
+            Some(Some(DailyLimit::parse(limit.into()).map_err(invalid)?))
         }
     };
     let ends_at = match body.ends_at {
@@ -299,7 +299,7 @@ async fn view_campaign(state: &AppState, campaign: campaigns::Model) -> Result<C
     Ok(Campaign {
         id: campaign.id,
         name: campaign.name,
-        daily_limit: campaign.daily_limit.map(i64::from).into(),
+        daily_limit: campaign.daily_limit.into(),
         time_zone: campaign.time_zone,
         starts_at: campaign.starts_at.map(UtcTime).into(),
         ends_at: campaign.ends_at.map(UtcTime).into(),

@@ -22,9 +22,9 @@ pub struct AnyText;
 
 impl StringRule for AnyText {}
 
-/// Rust's `char::is_whitespace` (Unicode White_Space) as a regex character-class body.
-const WHITE_SPACE: &str =
-    r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+// White space in these patterns is `\s`: Python's (schemathesis) is Rust's `char::is_whitespace`
+// plus U+001C..U+001F, ECMAScript's is it minus U+0085 plus U+FEFF. Spelled out with `\u2028`,
+// @hey-api/openapi-ts writes a raw line separator into a regex literal and breaks the client.
 
 /// A campaign name: 1..=200 characters, not all white space.
 pub struct NameText;
@@ -33,7 +33,8 @@ impl StringRule for NameText {
     fn describe(schema: &mut MetaSchema) {
         schema.min_length = Some(1);
         schema.max_length = Some(200);
-        schema.pattern = Some(format!("[^{WHITE_SPACE}]"));
+        // Some character that is not white space (U+001C..U+001F are not, to Rust).
+        schema.pattern = Some(r"[\x1c-\x1f]|\S".to_owned());
     }
 }
 
@@ -66,8 +67,8 @@ impl StringRule for UserIdText {
         // `edge`: a first or last character; `inner`: any other one. Written without
         // look-ahead so every regex dialect (ECMA, Python, Rust) reads it the same way.
         let control = r"\x00-\x1f\x7f-\x9f";
-        let edge = format!("[^{control}{WHITE_SPACE}]");
-        let edge_not_dot = format!("[^{control}{WHITE_SPACE}.]");
+        let edge = format!(r"[^{control}\s]");
+        let edge_not_dot = format!(r"[^{control}\s.]");
         let inner = format!("[^{control}]");
         let inner_not_dot = format!("[^{control}.]");
         schema.min_length = Some(1);

@@ -269,7 +269,9 @@ async fn limit_body<E: Endpoint>(
     max_body_bytes: u64,
     max_upload_bytes: u64,
 ) -> poem::Result<Response> {
-    let is_upload = req.method() == Method::POST && req.uri().path().ends_with("/batches");
+    let path = req.uri().path();
+    let is_upload = req.method() == Method::POST
+        && (path.ends_with("/batches") || path.ends_with("/batches/upload"));
     let limit = if is_upload {
         max_upload_bytes
     } else {
