@@ -112,6 +112,8 @@ if [[ $st_status -ne 0 ]]; then
   echo "schemathesis failed (exit $st_status): $cases; $last" >&2
   exit 1
 fi
+sed -n '/= SUMMARY =/,$p' "$work/schemathesis.log"
+sed -n '/= WARNINGS =/,/= SUMMARY =/p' "$work/schemathesis.log" | sed '$d'
 note "schemathesis: $cases; $last"
 if grep -q '"level":"ERROR"' "$work/service.log"; then
   grep '"level":"ERROR"' "$work/service.log" | head -5

@@ -132,12 +132,79 @@ const CLOSED_SCHEMAS: [&str; 4] = [
     "ClaimRequest",
 ];
 
+/// A link from what an operation creates to an operation that uses it: (operation, status,
+/// link name, target operation, [(target parameter, runtime expression)]).
+type Link = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
+const NEW_CAMPAIGN: &[(&str, &str)] = &[("campaign_id", "$response.body#/id")];
+const NEW_BATCH: &[(&str, &str)] = &[
+    ("campaign_id", "$response.body#/campaign_id"),
+    ("batch_id", "$response.body#/id"),
+];
+const NEW_CLAIM: &[(&str, &str)] = &[
+    ("campaign_id", "$response.body#/campaign_id"),
+    ("user_id", "$response.body#/user_id"),
+];
+const LINKS: [Link; 9] = [
+    (
+        "create_campaign",
+        "201",
+        "GetCampaign",
+        "get_campaign",
+        NEW_CAMPAIGN,
+    ),
+    (
+        "create_campaign",
+        "201",
+        "UpdateCampaign",
+        "update_campaign",
+        NEW_CAMPAIGN,
+    ),
+    (
+        "create_campaign",
+        "201",
+        "LoadBatch",
+        "load_batch",
+        NEW_CAMPAIGN,
+    ),
+    (
+        "create_campaign",
+        "201",
+        "UploadBatch",
+        "upload_batch",
+        NEW_CAMPAIGN,
+    ),
+    (
+        "create_campaign",
+        "201",
+        "ClaimCode",
+        "claim_code",
+        NEW_CAMPAIGN,
+    ),
+    ("load_batch", "201", "GetBatch", "get_batch", NEW_BATCH),
+    (
+        "load_batch",
+        "201",
+        "RevokeBatch",
+        "revoke_batch",
+        NEW_BATCH,
+    ),
+    ("upload_batch", "201", "GetBatch", "get_batch", NEW_BATCH),
+    ("claim_code", "201", "GetClaim", "get_claim", NEW_CLAIM),
+];
+
 /// The OpenAPI document as YAML (what `giftcodes openapi` prints, `/openapi.yaml` serves and
 /// `openapi.yaml` holds): poem-openapi's document plus what it cannot declare —
 /// `additionalProperties: false` on the request bodies that refuse unknown fields, `security:
-/// []` on the operations that need no token (the probes), and a plain `$ref` for a documented
+/// []` on the operations that need no token (the probes), a plain `$ref` for a documented
 /// field of a named type (poem-openapi writes `allOf: [$ref, {description}]`, which generators
-/// such as openapi-python-client refuse for enums).
+/// such as openapi-python-client refuse for enums), and the response `links` of [`LINKS`].
 pub fn openapi_yaml() -> String {
     use serde_yaml::Value;
     let mut doc: Value =
@@ -177,6 +244,27 @@ pub fn openapi_yaml() -> String {
         for operation in operation.values_mut().filter_map(Value::as_mapping_mut) {
             if !operation.contains_key("security") {
                 operation.insert("security".into(), Value::Sequence(Vec::new()));
+            }
+            let id = operation.get("operationId").and_then(Value::as_str);
+            let links: Vec<&Link> = LINKS.iter().filter(|link| Some(link.0) == id).collect();
+            for (_, status, name, target, parameters) in links {
+                let parameters: serde_yaml::Mapping = parameters
+                    .iter()
+                    .map(|(name, expression)| ((*name).into(), (*expression).into()))
+                    .collect();
+                let mut link = serde_yaml::Mapping::new();
+                link.insert("operationId".into(), (*target).into());
+                link.insert("parameters".into(), Value::Mapping(parameters));
+                let response = operation["responses"]
+                    .get_mut(*status)
+                    .and_then(Value::as_mapping_mut)
+                    .expect("a linked operation answers the linked status");
+                let all = response
+                    .entry("links".into())
+                    .or_insert_with(|| Value::Mapping(serde_yaml::Mapping::new()));
+                all.as_mapping_mut()
+                    .expect("links is a mapping")
+                    .insert((*name).into(), Value::Mapping(link));
             }
         }
     }
