@@ -1,7 +1,6 @@
 //! Operator routes for code batches: load (streamed, all-or-nothing), read, revoke.
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use entity::code_batches;
 use poem::web::Data;
 use poem::{Body, Request, RequestBody};
@@ -12,8 +11,10 @@ use poem_openapi::{ApiRequest, ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
 use super::campaigns::find_campaign;
+use super::json_string::{CodeText, LabelText};
+use super::wire::{Nullable, UtcTime};
 use super::{AdminAuth, ApiTags, AppState, JsonString};
-use crate::error::{ApiResult, AppError};
+use crate::error::{AppError, operation_errors};
 use crate::store;
 use crate::upload::{BatchLoader, Line, LineReader};
 
@@ -21,18 +22,29 @@ use crate::upload::{BatchLoader, Line, LineReader};
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
 pub struct NewBatchJson {
-    /// Free text to recognise the batch by (at most 200 characters).
-    pub label: Option<JsonString>,
-    /// The codes: each 1..=128 printable ASCII characters without spaces, new to the campaign.
-    pub codes: Vec<JsonString>,
+    /// Free text to recognise the batch by (at most 200 characters); omitted or null: none.
+    pub label: Option<Nullable<JsonString<LabelText>>>,
+    /// The codes, at least one: each 1..=128 printable ASCII characters without spaces, new to
+    /// the campaign.
+    #[oai(validator(min_items = 1))]
+    pub codes: Vec<JsonString<CodeText>>,
 }
 
-/// One code per line (`\n` or `\r\n`); empty lines are skipped. Streamed: any size up to the
-/// upload limit.
-pub struct CodeLines<const CSV: bool>(Body);
+/// The media types a streamed batch may come in.
+pub const TEXT: u8 = 0;
+pub const CSV: u8 = 1;
+pub const OCTET_STREAM: u8 = 2;
 
-impl<const CSV: bool> Payload for CodeLines<CSV> {
-    const CONTENT_TYPE: &'static str = if CSV { "text/csv" } else { "text/plain" };
+/// One code per line (`\n` or `\r\n`, UTF-8); empty lines are skipped. Streamed: any size up
+/// to the upload limit.
+pub struct CodeLines<const MEDIA: u8>(Body);
+
+impl<const MEDIA: u8> Payload for CodeLines<MEDIA> {
+    const CONTENT_TYPE: &'static str = match MEDIA {
+        TEXT => "text/plain",
+        CSV => "text/csv",
+        _ => "application/octet-stream",
+    };
 
     fn check_content_type(content_type: &str) -> bool {
         content_type
@@ -42,11 +54,15 @@ impl<const CSV: bool> Payload for CodeLines<CSV> {
     }
 
     fn schema_ref() -> MetaSchemaRef {
-        MetaSchemaRef::Inline(Box::new(MetaSchema::new("string")))
+        MetaSchemaRef::Inline(Box::new(if MEDIA == OCTET_STREAM {
+            MetaSchema::new_with_format("string", "binary")
+        } else {
+            MetaSchema::new("string")
+        }))
     }
 }
 
-impl<const CSV: bool> ParsePayload for CodeLines<CSV> {
+impl<const MEDIA: u8> ParsePayload for CodeLines<MEDIA> {
     const IS_REQUIRED: bool = true;
 
     async fn from_request(_request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
@@ -60,9 +76,18 @@ enum BatchUpload {
     /// `{"label": "...", "codes": ["...", ...]}`.
     Json(Json<NewBatchJson>),
     /// One code per line; the label comes from the `label` query parameter.
-    Text(CodeLines<false>),
+    Text(CodeLines<TEXT>),
     /// One code per line (a one-column CSV without header); label from `label`.
-    Csv(CodeLines<true>),
+    Csv(CodeLines<CSV>),
+    /// A file of one code per line, as generated clients upload files; label from `label`.
+    OctetStream(CodeLines<OCTET_STREAM>),
+}
+
+/// A file of codes.
+#[derive(ApiRequest)]
+enum FileUpload {
+    /// One code per line (`\n` or `\r\n`, UTF-8).
+    OctetStream(CodeLines<OCTET_STREAM>),
 }
 
 /// A batch as loaded.
@@ -72,8 +97,8 @@ pub struct BatchCreated {
     pub id: Uuid,
     /// The campaign the codes belong to.
     pub campaign_id: Uuid,
-    /// The batch's label, if any.
-    pub label: Option<String>,
+    /// The batch's label; null: none.
+    pub label: Nullable<String>,
     /// How many codes were inserted.
     pub inserted: u64,
 }
@@ -85,14 +110,14 @@ pub struct Batch {
     pub id: Uuid,
     /// The campaign the codes belong to.
     pub campaign_id: Uuid,
-    /// The batch's label, if any.
-    pub label: Option<String>,
+    /// The batch's label; null: none.
+    pub label: Nullable<String>,
     /// How many codes the batch loaded.
     pub size: i64,
     /// When it was loaded.
-    pub created_at: DateTime<Utc>,
+    pub created_at: UtcTime,
     /// When it was revoked; null while it is not.
-    pub revoked_at: Option<DateTime<Utc>>,
+    pub revoked_at: Nullable<UtcTime>,
     /// Its codes still available.
     pub available: i64,
     /// Its codes issued to users.
@@ -113,6 +138,35 @@ enum BatchFound {
     /// The batch and its counts.
     #[oai(status = 200)]
     Ok(Json<Batch>),
+}
+
+operation_errors! {
+    /// Why a batch was not loaded (nothing of it was written).
+    enum LoadBatchError {
+        bad_request: "`invalid_codes` (a line is not a valid code; `problems` names the first \
+                      100, `problem_count` counts them) or `invalid_request` (the campaign id \
+                      is not a UUID, malformed JSON, a wrong type, an unknown field, a label \
+                      over 200 characters, or a `label` query parameter with a JSON body).",
+        unauthorized: "`unauthorized`: the admin bearer token is missing or wrong.",
+        not_found: "`campaign_not_found`: no campaign has this id.",
+        conflict: "`duplicate_codes` (a code repeats in the batch or exists already, in this \
+                   campaign or another: codes are unique service-wide; \
+                   `problems` and `problem_count` as for `invalid_codes`) or `conflict` (a \
+                   concurrent upload inserted one of the codes first).",
+        payload_too_large: "`payload_too_large`: the body exceeds `GIFTCODES_MAX_UPLOAD_BYTES`.",
+        unsupported_media_type: "`unsupported_media_type`: the body is none of the media types \
+                                 listed.",
+    }
+}
+
+operation_errors! {
+    /// Why a batch could not be read or revoked.
+    enum BatchError {
+        bad_request: "`invalid_request`: the campaign id or the batch id is not a UUID.",
+        unauthorized: "`unauthorized`: the admin bearer token is missing or wrong.",
+        not_found: "`campaign_not_found` or `batch_not_found` (no batch with this id in this \
+                    campaign).",
+    }
 }
 
 pub struct BatchesApi;
@@ -136,46 +190,55 @@ impl BatchesApi {
         state: Data<&Arc<AppState>>,
         /// Campaign id.
         campaign_id: Path<Uuid>,
-        /// Label for text uploads (JSON bodies carry their own).
-        label: Query<Option<String>>,
+        /// Label of a streamed upload (text, CSV, file), at most 200 characters. JSON bodies
+        /// carry their own `label`; this parameter with a JSON body is refused (400).
+        label: Query<Option<JsonString<LabelText>>>,
         body: BatchUpload,
-    ) -> ApiResult<BatchLoaded> {
+    ) -> Result<BatchLoaded, LoadBatchError> {
         find_campaign(&state, campaign_id.0).await?;
-        let label = match &body {
-            BatchUpload::Json(json) => json.label.clone().map(JsonString::into_string),
-            _ => label.0,
+        let label = match (&body, label.0) {
+            (BatchUpload::Json(_), Some(_)) => {
+                return Err(AppError::InvalidRequest(
+                    "the label query parameter is for streamed uploads; send a JSON batch's \
+                     label in its body"
+                        .into(),
+                )
+                .into());
+            }
+            (BatchUpload::Json(json), None) => json
+                .label
+                .clone()
+                .and_then(|label| label.0)
+                .map(JsonString::into_string),
+            (_, label) => label.map(JsonString::into_string),
         };
-        if label.as_ref().is_some_and(|l| l.chars().count() > 200) {
-            return Err(
-                AppError::InvalidRequest("label must be at most 200 characters".into()).into(),
-            );
-        }
-        let now = state.clock.now();
-        let mut loader = BatchLoader::begin(&state.db, campaign_id.0, label, now).await?;
-        match body {
-            BatchUpload::Json(json) => {
-                for (index, code) in json.0.codes.iter().enumerate() {
-                    loader.push(index as u64 + 1, code.as_str()).await?;
-                }
-            }
-            BatchUpload::Text(CodeLines(body)) | BatchUpload::Csv(CodeLines(body)) => {
-                let mut lines = LineReader::new(body.into_async_read(), state.max_upload_bytes);
-                while let Some((number, line)) = lines.next_line().await? {
-                    match line {
-                        Line::Text("") => {}
-                        Line::Text(text) => loader.push(number, text).await?,
-                        Line::Unreadable(text) => loader.refuse_invalid(number, &text),
-                    }
-                }
-            }
-        }
-        let (batch, inserted) = loader.finish().await?;
-        Ok(BatchLoaded::Created(Json(BatchCreated {
-            id: batch.id,
-            campaign_id: batch.campaign_id,
-            label: batch.label,
-            inserted,
-        })))
+        load_codes(&state, campaign_id.0, label, body).await
+    }
+
+    /// Load a batch of codes from a file
+    ///
+    /// The same as `load_batch` for a file of one code per line (`\n` or `\r\n`), streamed:
+    /// the form in which generated clients upload a file (e.g. a `Blob` or a Python `File`).
+    /// The label comes from `label`.
+    #[oai(
+        path = "/:campaign_id/batches/upload",
+        method = "post",
+        operation_id = "upload_batch"
+    )]
+    async fn upload(
+        &self,
+        _auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        /// Campaign id.
+        campaign_id: Path<Uuid>,
+        /// Label of the batch, at most 200 characters.
+        label: Query<Option<JsonString<LabelText>>>,
+        body: FileUpload,
+    ) -> Result<BatchLoaded, LoadBatchError> {
+        find_campaign(&state, campaign_id.0).await?;
+        let label = label.0.map(JsonString::into_string);
+        let FileUpload::OctetStream(file) = body;
+        load_codes(&state, campaign_id.0, label, BatchUpload::OctetStream(file)).await
     }
 
     /// Read a batch
@@ -194,7 +257,7 @@ impl BatchesApi {
         campaign_id: Path<Uuid>,
         /// Batch id.
         batch_id: Path<Uuid>,
-    ) -> ApiResult<BatchFound> {
+    ) -> Result<BatchFound, BatchError> {
         let batch = find_batch(&state, campaign_id.0, batch_id.0).await?;
         Ok(BatchFound::Ok(Json(view_batch(&state, batch).await?)))
     }
@@ -216,11 +279,51 @@ impl BatchesApi {
         campaign_id: Path<Uuid>,
         /// Batch id.
         batch_id: Path<Uuid>,
-    ) -> ApiResult<BatchFound> {
+    ) -> Result<BatchFound, BatchError> {
         let batch = find_batch(&state, campaign_id.0, batch_id.0).await?;
         let batch = store::batches::revoke(&state.db, batch, state.clock.now()).await?;
         Ok(BatchFound::Ok(Json(view_batch(&state, batch).await?)))
     }
+}
+
+/// Loads the batch all or nothing (see `load_batch`).
+async fn load_codes(
+    state: &AppState,
+    campaign_id: Uuid,
+    label: Option<String>,
+    body: BatchUpload,
+) -> Result<BatchLoaded, LoadBatchError> {
+    if label.as_ref().is_some_and(|l| l.chars().count() > 200) {
+        return Err(AppError::InvalidRequest("label must be at most 200 characters".into()).into());
+    }
+    let now = state.clock.now();
+    let mut loader = BatchLoader::begin(&state.db, campaign_id, label, now).await?;
+    match body {
+        BatchUpload::Json(json) => {
+            for (index, code) in json.0.codes.iter().enumerate() {
+                loader.push(index as u64 + 1, code.as_str()).await?;
+            }
+        }
+        BatchUpload::Text(CodeLines(body))
+        | BatchUpload::Csv(CodeLines(body))
+        | BatchUpload::OctetStream(CodeLines(body)) => {
+            let mut lines = LineReader::new(body.into_async_read(), state.max_upload_bytes);
+            while let Some((number, line)) = lines.next_line().await? {
+                match line {
+                    Line::Text("") => {}
+                    Line::Text(text) => loader.push(number, text).await?,
+                    Line::Unreadable(text) => loader.refuse_invalid(number, &text),
+                }
+            }
+        }
+    }
+    let (batch, inserted) = loader.finish().await?;
+    Ok(BatchLoaded::Created(Json(BatchCreated {
+        id: batch.id,
+        campaign_id: batch.campaign_id,
+        label: batch.label.into(),
+        inserted,
+    })))
 }
 
 async fn find_batch(
@@ -239,10 +342,10 @@ async fn view_batch(state: &AppState, batch: code_batches::Model) -> Result<Batc
     Ok(Batch {
         id: batch.id,
         campaign_id: batch.campaign_id,
-        label: batch.label,
+        label: batch.label.into(),
         size: batch.size,
-        created_at: batch.created_at,
-        revoked_at: batch.revoked_at,
+        created_at: UtcTime(batch.created_at),
+        revoked_at: batch.revoked_at.map(UtcTime).into(),
         available: counts.available,
         issued: counts.issued,
         revoked: counts.revoked,

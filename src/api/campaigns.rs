@@ -10,40 +10,45 @@ use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
+use super::json_string::NameText;
+use super::wire::{Nullable, UtcTime};
 use super::{AdminAuth, ApiTags, AppState, JsonString};
 use crate::domain::{CampaignName, CampaignTimeZone, DailyLimit, local_day};
-use crate::error::{ApiResult, AppError};
+use crate::error::{AppError, operation_errors};
 use crate::store;
 
 /// A campaign to create.
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
 pub struct NewCampaignRequest {
-    /// Display name, 1..=200 characters.
-    pub name: JsonString,
+    /// Display name, 1..=200 characters, not all white space.
+    pub name: JsonString<NameText>,
     /// Most codes issued per local day (0..=1,000,000,000); omitted or null: no limit.
-    pub daily_limit: Option<i64>,
-    /// IANA time zone whose midnight starts a new day for the daily limit; default `UTC`.
-    pub time_zone: Option<JsonString>,
-    /// Claims are refused before this instant (RFC 3339, 1970-01-01 to 2038-01-19T03:14:07Z);
-    /// omitted: open at once.
-    pub starts_at: Option<DateTime<Utc>>,
-    /// Claims are refused from this instant on (RFC 3339, 1970-01-01 to 2038-01-19T03:14:07Z);
-    /// omitted: open-ended.
-    pub ends_at: Option<DateTime<Utc>>,
+    #[oai(validator(minimum(value = "0"), maximum(value = "1000000000")))]
+    pub daily_limit: Option<Nullable<i32>>,
+    /// IANA time zone whose midnight starts a new day for the daily limit; omitted or null:
+    /// `UTC`.
+    pub time_zone: Option<Nullable<JsonString>>,
+    /// Claims are refused before this instant (RFC 3339, 1970-01-01T00:00:01Z to
+    /// 2038-01-19T03:14:07Z); omitted or null: open at once.
+    pub starts_at: Option<Nullable<UtcTime>>,
+    /// Claims are refused from this instant on (RFC 3339, 1970-01-01T00:00:01Z to
+    /// 2038-01-19T03:14:07Z, after `starts_at`); omitted or null: open-ended.
+    pub ends_at: Option<Nullable<UtcTime>>,
 }
 
 /// Changes to a campaign; omitted fields stay as they are.
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
 pub struct CampaignPatch {
-    /// New daily limit; `null` removes the limit.
-    pub daily_limit: MaybeUndefined<i64>,
-    /// New end instant (RFC 3339, 1970-01-01 to 2038-01-19T03:14:07Z); `null` makes the
-    /// campaign open-ended.
-    pub ends_at: MaybeUndefined<DateTime<Utc>>,
-    /// Whether claims are accepted at all.
-    pub active: Option<bool>,
+    /// New daily limit (0..=1,000,000,000); `null` removes the limit.
+    #[oai(validator(minimum(value = "0"), maximum(value = "1000000000")))]
+    pub daily_limit: MaybeUndefined<Nullable<i32>>,
+    /// New end instant (RFC 3339, 1970-01-01T00:00:01Z to 2038-01-19T03:14:07Z, after
+    /// `starts_at`); `null` makes the campaign open-ended.
+    pub ends_at: MaybeUndefined<Nullable<UtcTime>>,
+    /// Whether claims are accepted at all; omitted or null: unchanged.
+    pub active: Option<Nullable<bool>>,
 }
 
 /// A campaign with its stock.
@@ -53,20 +58,20 @@ pub struct Campaign {
     pub id: Uuid,
     /// Display name.
     pub name: String,
-    /// Most codes issued per local day; null: no limit.
-    pub daily_limit: Option<i32>,
+    /// Most codes issued per local day (0..=1,000,000,000); null: no limit.
+    pub daily_limit: Nullable<i32>,
     /// IANA time zone of the campaign's days.
     pub time_zone: String,
-    /// Claims are refused before this instant.
-    pub starts_at: Option<DateTime<Utc>>,
-    /// Claims are refused from this instant on.
-    pub ends_at: Option<DateTime<Utc>>,
+    /// Claims are refused before this instant; null: open since creation.
+    pub starts_at: Nullable<UtcTime>,
+    /// Claims are refused from this instant on; null: open-ended.
+    pub ends_at: Nullable<UtcTime>,
     /// Whether claims are accepted (subject to `starts_at` / `ends_at`).
     pub active: bool,
     /// When the campaign was created.
-    pub created_at: DateTime<Utc>,
+    pub created_at: UtcTime,
     /// When the campaign was last changed.
-    pub updated_at: DateTime<Utc>,
+    pub updated_at: UtcTime,
     /// Codes that can still be issued.
     pub available: i64,
     /// Codes issued so far, all days together.
@@ -74,7 +79,7 @@ pub struct Campaign {
     /// Codes issued on the current local day.
     pub issued_today: i64,
     /// Codes that may still be issued today; null when there is no daily limit.
-    pub remaining_today: Option<i64>,
+    pub remaining_today: Nullable<i64>,
 }
 
 #[derive(ApiResponse)]
@@ -91,6 +96,39 @@ enum CampaignFound {
     Ok(Json<Campaign>),
 }
 
+operation_errors! {
+    /// Why a campaign was not created.
+    enum CreateCampaignError {
+        bad_request: "`invalid_request`: malformed JSON, a wrong type, an unknown field, a bad \
+                      name, time zone, limit or instant, or `ends_at` not after `starts_at`.",
+        unauthorized: "`unauthorized`: the admin bearer token is missing or wrong.",
+        payload_too_large: "`payload_too_large`: the body exceeds `GIFTCODES_MAX_BODY_BYTES`.",
+        unsupported_media_type: "`unsupported_media_type`: the body is not JSON.",
+    }
+}
+
+operation_errors! {
+    /// Why a campaign could not be read.
+    enum GetCampaignError {
+        bad_request: "`invalid_request`: the campaign id is not a UUID.",
+        unauthorized: "`unauthorized`: the admin bearer token is missing or wrong.",
+        not_found: "`campaign_not_found`: no campaign has this id.",
+    }
+}
+
+operation_errors! {
+    /// Why a campaign was not changed.
+    enum UpdateCampaignError {
+        bad_request: "`invalid_request`: the campaign id is not a UUID, malformed JSON, a wrong \
+                      type, an unknown field, a bad limit or instant, or `ends_at` not after \
+                      `starts_at`.",
+        unauthorized: "`unauthorized`: the admin bearer token is missing or wrong.",
+        not_found: "`campaign_not_found`: no campaign has this id.",
+        payload_too_large: "`payload_too_large`: the body exceeds `GIFTCODES_MAX_BODY_BYTES`.",
+        unsupported_media_type: "`unsupported_media_type`: the body is not JSON.",
+    }
+}
+
 pub struct CampaignsApi;
 
 #[OpenApi(prefix_path = "/v1/admin/campaigns", tag = "ApiTags::Campaigns")]
@@ -105,7 +143,7 @@ impl CampaignsApi {
         state: Data<&Arc<AppState>>,
         /// The campaign to create.
         body: Json<NewCampaignRequest>,
-    ) -> ApiResult<CampaignCreated> {
+    ) -> Result<CampaignCreated, CreateCampaignError> {
         let new = parse_new_campaign(body.0)?;
         let now = state.clock.now();
         let campaign = store::campaigns::insert(&state.db, new, now).await?;
@@ -125,7 +163,7 @@ impl CampaignsApi {
         state: Data<&Arc<AppState>>,
         /// Campaign id.
         campaign_id: Path<Uuid>,
-    ) -> ApiResult<CampaignFound> {
+    ) -> Result<CampaignFound, GetCampaignError> {
         let campaign = find_campaign(&state, campaign_id.0).await?;
         Ok(CampaignFound::Ok(Json(
             view_campaign(&state, campaign).await?,
@@ -149,7 +187,7 @@ impl CampaignsApi {
         campaign_id: Path<Uuid>,
         /// The fields to change.
         body: Json<CampaignPatch>,
-    ) -> ApiResult<CampaignFound> {
+    ) -> Result<CampaignFound, UpdateCampaignError> {
         let changes = parse_patch(body.0)?;
         let current = find_campaign(&state, campaign_id.0).await?;
         if let (Some(starts), Some(Some(ends))) = (current.starts_at, changes.ends_at)
@@ -182,31 +220,32 @@ fn storable_instant(field: &str, instant: DateTime<Utc>) -> Result<DateTime<Utc>
     Ok(instant)
 }
 
+/// The value of an optional, nullable request field (omitted and `null` alike: `None`).
+fn given<T>(field: Option<Nullable<T>>) -> Option<T> {
+    field.and_then(|nullable| nullable.0)
+}
+
 fn parse_new_campaign(body: NewCampaignRequest) -> Result<store::campaigns::NewCampaign, AppError> {
-    let starts_at = body
-        .starts_at
-        .map(|t| storable_instant("starts_at", t))
+    let starts_at = given(body.starts_at)
+        .map(|t| storable_instant("starts_at", t.0))
         .transpose()?;
-    let ends_at = body
-        .ends_at
-        .map(|t| storable_instant("ends_at", t))
+    let ends_at = given(body.ends_at)
+        .map(|t| storable_instant("ends_at", t.0))
         .transpose()?;
-    if let (Some(starts), Some(ends)) = (body.starts_at, body.ends_at)
+    if let (Some(starts), Some(ends)) = (starts_at, ends_at)
         && ends <= starts
     {
         return Err(invalid("ends_at must be after starts_at"));
     }
+    let time_zone = given(body.time_zone);
     Ok(store::campaigns::NewCampaign {
         name: CampaignName::parse(body.name.as_str()).map_err(invalid)?,
-        daily_limit: body
-            .daily_limit
-            .map(DailyLimit::parse)
+        daily_limit: given(body.daily_limit)
+            .map(|limit| DailyLimit::parse(limit.into()))
             .transpose()
             .map_err(invalid)?,
-        time_zone: CampaignTimeZone::parse(
-            body.time_zone.as_ref().map_or("UTC", JsonString::as_str),
-        )
-        .map_err(invalid)?,
+        time_zone: CampaignTimeZone::parse(time_zone.as_ref().map_or("UTC", JsonString::as_str))
+            .map_err(invalid)?,
         starts_at,
         ends_at,
     })
@@ -215,18 +254,22 @@ fn parse_new_campaign(body: NewCampaignRequest) -> Result<store::campaigns::NewC
 fn parse_patch(body: CampaignPatch) -> Result<store::campaigns::CampaignChanges, AppError> {
     let daily_limit = match body.daily_limit {
         MaybeUndefined::Undefined => None,
-        MaybeUndefined::Null => Some(None),
-        MaybeUndefined::Value(limit) => Some(Some(DailyLimit::parse(limit).map_err(invalid)?)),
+        MaybeUndefined::Null | MaybeUndefined::Value(Nullable(None)) => Some(None),
+        MaybeUndefined::Value(Nullable(Some(limit))) => {
+            Some(Some(DailyLimit::parse(limit.into()).map_err(invalid)?))
+        }
     };
     let ends_at = match body.ends_at {
         MaybeUndefined::Undefined => None,
-        MaybeUndefined::Null => Some(None),
-        MaybeUndefined::Value(ends) => Some(Some(storable_instant("ends_at", ends)?)),
+        MaybeUndefined::Null | MaybeUndefined::Value(Nullable(None)) => Some(None),
+        MaybeUndefined::Value(Nullable(Some(ends))) => {
+            Some(Some(storable_instant("ends_at", ends.0)?))
+        }
     };
     Ok(store::campaigns::CampaignChanges {
         daily_limit,
         ends_at,
-        active: body.active,
+        active: given(body.active),
     })
 }
 
@@ -256,16 +299,16 @@ async fn view_campaign(state: &AppState, campaign: campaigns::Model) -> Result<C
     Ok(Campaign {
         id: campaign.id,
         name: campaign.name,
-        daily_limit: campaign.daily_limit,
+        daily_limit: campaign.daily_limit.into(),
         time_zone: campaign.time_zone,
-        starts_at: campaign.starts_at,
-        ends_at: campaign.ends_at,
+        starts_at: campaign.starts_at.map(UtcTime).into(),
+        ends_at: campaign.ends_at.map(UtcTime).into(),
         active: campaign.active,
-        created_at: campaign.created_at,
-        updated_at: campaign.updated_at,
+        created_at: UtcTime(campaign.created_at),
+        updated_at: UtcTime(campaign.updated_at),
         available: counts.available,
         issued_total: counts.issued,
         issued_today,
-        remaining_today,
+        remaining_today: remaining_today.into(),
     })
 }

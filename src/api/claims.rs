@@ -1,7 +1,6 @@
 //! Client routes: claim a code for a user, read a user's claim.
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, Utc};
 use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
@@ -9,10 +8,12 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
 use super::campaigns::find_campaign;
+use super::json_string::UserIdText;
+use super::wire::{Day, UtcTime};
 use super::{ApiTags, AppState, ClientAuth, JsonString};
 use crate::claim::{ClaimOutcome, IssuedClaim};
 use crate::domain::UserId;
-use crate::error::{ApiResult, AppError};
+use crate::error::{AppError, operation_errors};
 use crate::store::codes::issued_to_users;
 
 /// Who asks for a code.
@@ -20,8 +21,9 @@ use crate::store::codes::issued_to_users;
 #[oai(deny_unknown_fields)]
 pub struct ClaimRequest {
     /// The frontend's id of the user: 1..=128 characters, no control characters, no leading
-    /// or trailing white space. One code per user per campaign.
-    pub user_id: JsonString,
+    /// or trailing white space, not `.` or `..` (it must survive a URL path, where it is read
+    /// back). One code per user per campaign.
+    pub user_id: JsonString<UserIdText>,
 }
 
 /// A code issued to a user.
@@ -36,9 +38,9 @@ pub struct Claim {
     /// The gift-certificate code.
     pub code: String,
     /// When it was issued (UTC, whole seconds).
-    pub issued_at: DateTime<Utc>,
+    pub issued_at: UtcTime,
     /// The local day (campaign time zone) it counts against, `YYYY-MM-DD`.
-    pub day: NaiveDate,
+    pub day: Day,
 }
 
 impl From<IssuedClaim> for Claim {
@@ -48,8 +50,8 @@ impl From<IssuedClaim> for Claim {
             campaign_id: claim.campaign_id,
             user_id: claim.user_id,
             code: claim.code,
-            issued_at: claim.issued_at,
-            day: claim.day,
+            issued_at: UtcTime(claim.issued_at),
+            day: Day(claim.day),
         }
     }
 }
@@ -76,6 +78,32 @@ enum ClaimFound {
     Ok(Json<Claim>),
 }
 
+operation_errors! {
+    /// Why no code was issued.
+    enum ClaimCodeError {
+        bad_request: "`invalid_request`: the campaign id is not a UUID, malformed JSON, a wrong \
+                      type, an unknown field, or a user id that breaks its rules.",
+        unauthorized: "`unauthorized`: the client bearer token is missing or wrong.",
+        not_found: "`campaign_not_found`: no campaign has this id.",
+        conflict: "`campaign_inactive` (inactive, not started or ended), `out_of_stock` (no \
+                   code left), or `daily_limit_reached` (with `Retry-After`: seconds until the \
+                   campaign's next local midnight).",
+        payload_too_large: "`payload_too_large`: the body exceeds `GIFTCODES_MAX_BODY_BYTES`.",
+        unsupported_media_type: "`unsupported_media_type`: the body is not JSON.",
+    }
+}
+
+operation_errors! {
+    /// Why a claim could not be read.
+    enum GetClaimError {
+        bad_request: "`invalid_request`: the campaign id is not a UUID or the user id breaks \
+                      its rules.",
+        unauthorized: "`unauthorized`: the client bearer token is missing or wrong.",
+        not_found: "`campaign_not_found`, or `claim_not_found` (the user has no claim in this \
+                    campaign).",
+    }
+}
+
 pub struct ClaimsApi;
 
 #[OpenApi(prefix_path = "/v1/campaigns", tag = "ApiTags::Claims")]
@@ -99,7 +127,7 @@ impl ClaimsApi {
         campaign_id: Path<Uuid>,
         /// The user asking for a code.
         body: Json<ClaimRequest>,
-    ) -> ApiResult<ClaimAnswer> {
+    ) -> Result<ClaimAnswer, ClaimCodeError> {
         let user = UserId::parse(body.user_id.as_str()).map_err(AppError::InvalidRequest)?;
         Ok(match state.claims.claim(campaign_id.0, user).await? {
             ClaimOutcome::Issued(claim) => ClaimAnswer::Created(Json(claim.into())),
@@ -121,10 +149,10 @@ impl ClaimsApi {
         state: Data<&Arc<AppState>>,
         /// Campaign id.
         campaign_id: Path<Uuid>,
-        /// The user's id (URL-encoded).
-        user_id: Path<String>,
-    ) -> ApiResult<ClaimFound> {
-        let user = UserId::parse(&user_id.0).map_err(AppError::InvalidRequest)?;
+        /// The user's id (URL-encoded), as claimed.
+        user_id: Path<JsonString<UserIdText>>,
+    ) -> Result<ClaimFound, GetClaimError> {
+        let user = UserId::parse(user_id.0.as_str()).map_err(AppError::InvalidRequest)?;
         find_campaign(&state, campaign_id.0).await?;
         let found = issued_to_users(&state.db, campaign_id.0, &[user.as_str()]).await?;
         let row = found.into_iter().next().ok_or(AppError::ClaimNotFound)?;

@@ -4,6 +4,7 @@ mod campaigns;
 mod claims;
 mod json_string;
 mod ops;
+mod wire;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -11,11 +12,11 @@ use std::sync::atomic::AtomicBool;
 use poem::http::Method;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
 use poem_openapi::auth::Bearer;
-use poem_openapi::{OpenApiService, SecurityScheme, Tags};
+use poem_openapi::{OpenApiService, SecurityScheme, ServerObject, Tags};
 use sea_orm::DatabaseConnection;
 use subtle::ConstantTimeEq;
 
-pub use json_string::JsonString;
+use json_string::JsonString;
 
 use crate::claim::ClaimEngine;
 use crate::config::Secret;
@@ -113,13 +114,164 @@ fn service() -> OpenApiService<Apis, ()> {
     .description(
         "Hands out pre-loaded gift-certificate codes: one per user per campaign, never the \
          same code twice, never more per local day than the campaign's daily limit. Every \
-         error answers `{\"code\", \"message\"}` with a stable `code`.",
+         error answers `{\"code\", \"message\"}` with a stable `code` (`ErrorCode`); each \
+         operation lists the statuses it answers and, in each one's description, the codes. \
+         Beyond the operations: a path not listed here answers 404 `not_found`, a method a \
+         path does not offer 405 `method_not_allowed`, and a body in a media type the \
+         operation does not list 415 `unsupported_media_type`. Instants are RFC 3339; the \
+         service writes them in UTC ending in `Z`.",
+    )
+    .server(
+        ServerObject::new("http://127.0.0.1:8080")
+            .description("`cargo run`'s default address (`GIFTCODES_LISTEN`)"),
     )
 }
 
-/// The OpenAPI document as YAML (what `giftcodes openapi` prints and `openapi.yaml` holds).
+/// Request bodies whose unknown fields are refused (`#[oai(deny_unknown_fields)]`).
+const CLOSED_SCHEMAS: [&str; 4] = [
+    "NewCampaignRequest",
+    "CampaignPatch",
+    "NewBatchJson",
+    "ClaimRequest",
+];
+
+/// A link from what an operation creates to an operation that uses it: (operation, status,
+/// link name, target operation, [(target parameter, runtime expression)]).
+type Link = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
+const NEW_CAMPAIGN: &[(&str, &str)] = &[("campaign_id", "$response.body#/id")];
+const NEW_BATCH: &[(&str, &str)] = &[
+    ("campaign_id", "$response.body#/campaign_id"),
+    ("batch_id", "$response.body#/id"),
+];
+const NEW_CLAIM: &[(&str, &str)] = &[
+    ("campaign_id", "$response.body#/campaign_id"),
+    ("user_id", "$response.body#/user_id"),
+];
+const LINKS: [Link; 9] = [
+    (
+        "create_campaign",
+        "201",
+        "GetCampaign",
+        "get_campaign",
+        NEW_CAMPAIGN,
+    ),
+    (
+        "create_campaign",
+        "201",
+        "UpdateCampaign",
+        "update_campaign",
+        NEW_CAMPAIGN,
+    ),
+    (
+        "create_campaign",
+        "201",
+        "LoadBatch",
+        "load_batch",
+        NEW_CAMPAIGN,
+    ),
+    (
+        "create_campaign",
+        "201",
+        "UploadBatch",
+        "upload_batch",
+        NEW_CAMPAIGN,
+    ),
+    (
+        "create_campaign",
+        "201",
+        "ClaimCode",
+        "claim_code",
+        NEW_CAMPAIGN,
+    ),
+    ("load_batch", "201", "GetBatch", "get_batch", NEW_BATCH),
+    (
+        "load_batch",
+        "201",
+        "RevokeBatch",
+        "revoke_batch",
+        NEW_BATCH,
+    ),
+    ("upload_batch", "201", "GetBatch", "get_batch", NEW_BATCH),
+    ("claim_code", "201", "GetClaim", "get_claim", NEW_CLAIM),
+];
+
+/// The OpenAPI document as YAML (what `giftcodes openapi` prints, `/openapi.yaml` serves and
+/// `openapi.yaml` holds): poem-openapi's document plus what it cannot declare —
+/// `additionalProperties: false` on the request bodies that refuse unknown fields, `security:
+/// []` on the operations that need no token (the probes), a plain `$ref` for a documented
+/// field of a named type (poem-openapi writes `allOf: [$ref, {description}]`, which generators
+/// such as openapi-python-client refuse for enums), and the response `links` of [`LINKS`].
 pub fn openapi_yaml() -> String {
-    service().spec_yaml()
+    use serde_yaml::Value;
+    let mut doc: Value =
+        serde_yaml::from_str(&service().spec_yaml()).expect("poem-openapi writes valid YAML");
+    let schemas = doc["components"]["schemas"]
+        .as_mapping_mut()
+        .expect("the document has schemas");
+    for name in CLOSED_SCHEMAS {
+        let schema = schemas
+            .get_mut(name)
+            .and_then(Value::as_mapping_mut)
+            .unwrap_or_else(|| panic!("schema {name} is in the document"));
+        schema.insert("additionalProperties".into(), Value::Bool(false));
+    }
+    for schema in schemas.values_mut() {
+        let Some(properties) = schema.get_mut("properties").and_then(Value::as_mapping_mut) else {
+            continue;
+        };
+        for property in properties.values_mut() {
+            let reference = match property.get("allOf").and_then(Value::as_sequence) {
+                Some(all_of) if all_of.len() == 2 && all_of[1].get("$ref").is_none() => {
+                    all_of[0].get("$ref").cloned()
+                }
+                _ => None,
+            };
+            if let Some(reference) = reference {
+                let mut plain = serde_yaml::Mapping::new();
+                plain.insert("$ref".into(), reference);
+                *property = Value::Mapping(plain);
+            }
+        }
+    }
+    let paths = doc["paths"]
+        .as_mapping_mut()
+        .expect("the document has paths");
+    for operation in paths.values_mut().filter_map(Value::as_mapping_mut) {
+        for operation in operation.values_mut().filter_map(Value::as_mapping_mut) {
+            if !operation.contains_key("security") {
+                operation.insert("security".into(), Value::Sequence(Vec::new()));
+            }
+            let id = operation.get("operationId").and_then(Value::as_str);
+            let links: Vec<&Link> = LINKS.iter().filter(|link| Some(link.0) == id).collect();
+            for (_, status, name, target, parameters) in links {
+                let parameters: serde_yaml::Mapping = parameters
+                    .iter()
+                    .map(|(name, expression)| ((*name).into(), (*expression).into()))
+                    .collect();
+                let mut link = serde_yaml::Mapping::new();
+                link.insert("operationId".into(), (*target).into());
+                link.insert("parameters".into(), Value::Mapping(parameters));
+                let response = operation["responses"]
+                    .get_mut(*status)
+                    .and_then(Value::as_mapping_mut)
+                    .expect("a linked operation answers the linked status");
+                let all = response
+                    .entry("links".into())
+                    .or_insert_with(|| Value::Mapping(serde_yaml::Mapping::new()));
+                all.as_mapping_mut()
+                    .expect("links is a mapping")
+                    .insert((*name).into(), Value::Mapping(link));
+            }
+        }
+    }
+    serde_yaml::to_string(&doc).expect("a YAML value serialises")
 }
 
 /// The whole HTTP application.
@@ -129,7 +281,13 @@ pub fn app(
 ) -> impl Endpoint<Output = Response> + 'static {
     let service = service();
     let docs = service.swagger_ui();
-    let spec = service.spec_endpoint_yaml();
+    let spec_yaml = openapi_yaml();
+    let allowed = Arc::new(AllowedMethods::from_spec(&spec_yaml));
+    let spec = poem::endpoint::make_sync(move |_| {
+        spec_yaml
+            .clone()
+            .with_content_type("application/x-yaml; charset=utf-8")
+    });
     let max_upload_bytes = state.max_upload_bytes;
     Route::new()
         .nest("/", service)
@@ -138,6 +296,60 @@ pub fn app(
         .data(state)
         .around(move |next, req| limit_body(next, req, max_body_bytes, max_upload_bytes))
         .catch_all_error(|err| async move { uniform_error_response(err) })
+        .around(move |next, req| {
+            let allowed = allowed.clone();
+            async move {
+                let allow = allowed.for_path(req.uri().path());
+                let mut response = next.call(req).await?;
+                if response.status() == poem::http::StatusCode::METHOD_NOT_ALLOWED
+                    && let Some(allow) = allow
+                {
+                    response.headers_mut().insert(
+                        poem::http::header::ALLOW,
+                        poem::http::HeaderValue::from_str(&allow)
+                            .expect("method names are header-safe"),
+                    );
+                }
+                Ok(response)
+            }
+        })
+}
+
+/// The methods each documented path offers: the `Allow` header of its 405 answers.
+struct AllowedMethods(Vec<(Vec<String>, String)>);
+
+impl AllowedMethods {
+    fn from_spec(yaml: &str) -> Self {
+        let doc: serde_yaml::Value = serde_yaml::from_str(yaml).expect("the spec is YAML");
+        let paths = doc["paths"].as_mapping().expect("the spec has paths");
+        Self(
+            paths
+                .iter()
+                .filter_map(|(path, operations)| {
+                    let segments = path.as_str()?.split('/').map(str::to_owned).collect();
+                    let methods = operations.as_mapping()?.keys();
+                    let methods: Vec<String> = methods
+                        .filter_map(|method| Some(method.as_str()?.to_ascii_uppercase()))
+                        .collect();
+                    Some((segments, methods.join(", ")))
+                })
+                .collect(),
+        )
+    }
+
+    /// The `Allow` value of the documented path `path` matches (`{...}` matches one segment).
+    fn for_path(&self, path: &str) -> Option<String> {
+        let given: Vec<&str> = path.split('/').collect();
+        self.0
+            .iter()
+            .find(|(template, _)| {
+                template.len() == given.len()
+                    && template.iter().zip(&given).all(|(want, got)| {
+                        want == got || (want.starts_with('{') && !got.is_empty())
+                    })
+            })
+            .map(|(_, allow)| allow.clone())
+    }
 }
 
 /// Answers 413 `payload_too_large` for bodies over the limit. Batch uploads in text are left to
@@ -148,7 +360,9 @@ async fn limit_body<E: Endpoint>(
     max_body_bytes: u64,
     max_upload_bytes: u64,
 ) -> poem::Result<Response> {
-    let is_upload = req.method() == Method::POST && req.uri().path().ends_with("/batches");
+    let path = req.uri().path();
+    let is_upload = req.method() == Method::POST
+        && (path.ends_with("/batches") || path.ends_with("/batches/upload"));
     let limit = if is_upload {
         max_upload_bytes
     } else {
@@ -162,9 +376,11 @@ async fn limit_body<E: Endpoint>(
         return Ok(too_large());
     }
     let streams_itself = is_upload
-        && req
-            .content_type()
-            .is_some_and(|ct| ct.starts_with("text/plain") || ct.starts_with("text/csv"));
+        && req.content_type().is_some_and(|ct| {
+            ct.starts_with("text/plain")
+                || ct.starts_with("text/csv")
+                || ct.starts_with("application/octet-stream")
+        });
     if !streams_itself {
         match req.take_body().into_bytes_limit(limit as usize).await {
             Ok(bytes) => req.set_body(bytes),

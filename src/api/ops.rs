@@ -7,7 +7,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::{ApiTags, AppState};
-use crate::error::{ApiResult, AppError, UNAVAILABLE_RETRY_AFTER_SECS};
+use crate::error::{AppError, UNAVAILABLE_RETRY_AFTER_SECS, operation_errors};
 use crate::store;
 
 /// A probe's answer.
@@ -30,6 +30,11 @@ fn ok() -> Healthy {
     }))
 }
 
+operation_errors! {
+    /// Why the service is not ready.
+    enum NotReady {}
+}
+
 pub struct OpsApi;
 
 #[OpenApi(tag = "ApiTags::Ops")]
@@ -48,7 +53,7 @@ impl OpsApi {
     /// answer, when it is read-only (the old writer after a failover), and from the moment
     /// the service is told to stop (so a load balancer drains it).
     #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
-    async fn readyz(&self, state: Data<&Arc<AppState>>) -> ApiResult<Healthy> {
+    async fn readyz(&self, state: Data<&Arc<AppState>>) -> Result<Healthy, NotReady> {
         let unavailable = || {
             AppError::Unavailable {
                 retry_after_secs: UNAVAILABLE_RETRY_AFTER_SECS,

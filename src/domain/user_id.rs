@@ -2,7 +2,8 @@
 use std::fmt;
 
 /// A user id: 1..=128 characters, none a control character, no leading or trailing white
-/// space (so that `"bob"` and `"bob "` can never be told apart by the database's collation).
+/// space (so that `"bob"` and `"bob "` can never be told apart by the database's collation),
+/// and not `.` or `..` (URL paths, where a claim is read back, normalise those away).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UserId(String);
 
@@ -22,6 +23,9 @@ impl UserId {
         }
         if raw.trim() != raw {
             return Err("user_id must not start or end with white space".to_owned());
+        }
+        if raw == "." || raw == ".." {
+            return Err("user_id must not be `.` or `..`".to_owned());
         }
         Ok(Self(raw.to_owned()))
     }
@@ -55,5 +59,8 @@ mod tests {
         assert!(UserId::parse("a\u{0}b").is_err());
         assert!(UserId::parse(" bob").is_err());
         assert!(UserId::parse("bob ").is_err());
+        assert!(UserId::parse(".").is_err());
+        assert!(UserId::parse("..").is_err());
+        assert!(UserId::parse("...").is_ok());
     }
 }

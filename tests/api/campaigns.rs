@@ -44,7 +44,7 @@ async fn create_answers_201_with_a_uuid_and_defaults(app: TestApp) {
     assert_eq!(campaign["daily_limit"], 5);
     assert_eq!(campaign["remaining_today"], 5);
     assert_eq!(campaign["time_zone"], "Asia/Tokyo");
-    assert_eq!(campaign["starts_at"], "2026-01-01T00:00:00+00:00");
+    assert_eq!(campaign["starts_at"], "2026-01-01T00:00:00Z");
 }
 
 async fn create_refuses_bad_bodies_with_invalid_request(app: TestApp) {
@@ -133,7 +133,7 @@ async fn patch_changes_limit_end_and_active(app: TestApp) {
     assert_eq!(response.status(), 200);
     let campaign: Value = response.json().await.unwrap();
     assert_eq!(campaign["daily_limit"], 7);
-    assert_eq!(campaign["ends_at"], "2030-01-01T00:00:00+00:00");
+    assert_eq!(campaign["ends_at"], "2030-01-01T00:00:00Z");
     assert_eq!(campaign["active"], false);
 
     let response = app

@@ -4,6 +4,7 @@ mod batches;
 mod campaigns;
 mod claims;
 mod components;
+mod contract;
 mod healthcheck;
 mod helpers;
 mod multi_process;
