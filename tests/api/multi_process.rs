@@ -210,3 +210,127 @@ async fn three_processes_issue_exactly_the_daily_limit_and_one_code_per_user() {
         .collect();
     assert_eq!(codes.len(), 1);
 }
+
+fn signal(child: &Child, name: &str) {
+    let sent = Command::new("kill")
+        .args([format!("-{name}"), child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success(), "kill -{name}");
+}
+
+async fn claim_via(address: &str, campaign: &str, user: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{address}/v1/campaigns/{campaign}/claims"))
+        .bearer_auth(CLIENT_TOKEN)
+        .json(&json!({ "user_id": user }))
+        .send()
+        .await
+        .expect("claim request");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Claims new users through `address` until one is issued; how long that took.
+async fn until_issued(address: &str, campaign: &str, prefix: &str, within: Duration) -> Duration {
+    let started = Instant::now();
+    for n in 0.. {
+        let (status, body) = claim_via(address, campaign, &format!("{prefix}-{n}")).await;
+        if status == 201 {
+            break;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(
+            started.elapsed() < within,
+            "{address}: no claim issued within {within:?}"
+        );
+    }
+    started.elapsed()
+}
+
+/// One of three instances is frozen (SIGSTOP) while its claim transaction holds the day's
+/// counter row. The database rolls that idle transaction back (`idle_transaction_timeout`),
+/// the other two are issuing again within 10 s, and after SIGCONT the frozen one recovers by
+/// itself; no code goes out twice and the counter equals the COUNT.
+#[tokio::test]
+async fn a_frozen_instance_holds_the_others_up_only_until_the_database_rolls_it_back() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+
+    let (url, _database) = create_database(Backend::MariaDb).await;
+    let fleet = start_fleet(&url).await;
+    let id = create_campaign(&fleet, json!({ "name": "Frozen" })).await;
+    load_codes(&fleet, &id, "FROZEN", 500).await;
+    assert_eq!(claim_via(&fleet.addresses[1], &id, "first").await.0, 201);
+
+    let db = sea_orm::Database::connect(&url).await.unwrap();
+    let outside = db.begin().await.unwrap();
+    outside
+        .execute_unprepared("SELECT * FROM campaign_day_counters FOR UPDATE")
+        .await
+        .unwrap();
+    let frozen_claim = tokio::spawn({
+        let (address, id) = (fleet.addresses[0].clone(), id.clone());
+        async move { claim_via(&address, &id, "caught-frozen").await }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let row = db
+            .query_one_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                "SELECT COUNT(*) FROM information_schema.processlist \
+                 WHERE info LIKE 'UPDATE campaign_day_counters%'",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        if row.try_get_by_index::<i64>(0).unwrap() > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the claim never reached the counter"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    signal(&fleet.children[0], "STOP");
+    // The frozen instance's UPDATE now gets the counter row and keeps it, idle.
+    outside.rollback().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let recovered = until_issued(&fleet.addresses[1], &id, "other", Duration::from_secs(10)).await;
+    assert_eq!(
+        claim_via(&fleet.addresses[2], &id, "third-instance")
+            .await
+            .0,
+        201
+    );
+    signal(&fleet.children[0], "CONT");
+    let (status, body) = frozen_claim.await.unwrap();
+    assert_eq!(status, 503, "its transaction was rolled back: {body}");
+    until_issued(&fleet.addresses[0], &id, "thawed", Duration::from_secs(10)).await;
+
+    let scalar = |sql: &'static str| {
+        let db = db.clone();
+        async move {
+            let row = db
+                .query_one_raw(sea_orm::Statement::from_string(
+                    db.get_database_backend(),
+                    sql,
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            row.try_get_by_index::<i64>(0).unwrap()
+        }
+    };
+    let issued = scalar("SELECT COUNT(*) FROM codes WHERE status = 1").await;
+    assert_eq!(
+        scalar("SELECT COUNT(DISTINCT issued_to) FROM codes WHERE status = 1").await,
+        issued
+    );
+    assert_eq!(
+        scalar("SELECT CAST(SUM(issued) AS SIGNED) FROM campaign_day_counters").await,
+        issued,
+        "the counter equals the COUNT (others recovered after {recovered:?})"
+    );
+}
