@@ -6,8 +6,8 @@
 #   primary is set read-only (connections already open stay on it, as on Aurora), the replica
 #   catches up and is promoted, and the forwarder is switched to it.
 #
-# Measured and printed: claims answered 500 (must be 0); seconds from the switch until claims
-# succeed again (target <= RECOVERY_TARGET_S, 5); after the storm, every 201's code is distinct
+# Measured and printed: claims answered 500 (must be 0); seconds from the switch until every
+# claim succeeds again (target <= RECOVERY_TARGET_S, 5); after the storm, every 201's code is distinct
 # and is a row on the new primary issued to that user, and each day counter equals its COUNT.
 #
 # Run from anywhere:   bash scripts/failover-drill.sh
@@ -169,9 +169,13 @@ switch = float(sys.argv[3])
 by = lambda s: sum(1 for a in answers if a["status"] == s)
 created = [a for a in answers if a["status"] == 201]
 other = sum(1 for a in answers if a["status"] not in (0, 201, 500, 503))
-after = sorted(a["t"] for a in created if a["t"] >= switch)
-recovery = after[0] - switch if after else -1
+# Recovered: from the last refusal after the switch on, every claim succeeds (on both
+# instances), and some do.
 failures = sorted(a["t"] for a in answers if a["status"] != 201)
+last_fail_after = [t for t in failures if t >= switch]
+recovery = (last_fail_after[-1] - switch) if last_fail_after else 0.0
+if not any(a["t"] > switch + recovery for a in created):
+    recovery = -1
 first_fail = failures[0] - switch if failures else 0
 codes = [a["code"] for a in created]
 missing = sum(1 for a in created if rows.get(a["user"]) != a["code"])
@@ -180,11 +184,11 @@ print(len(answers), len(created), by(500), by(503), other, by(0), f"{recovery:.2
 PY
 )
 log "answers: $total in all: $created x 201, $s503 x 503, $s500 x 500, $other other, $none without an answer"
-log "first refusal ${first_fail} s from the switch; first 201 after the switch: ${recovery} s"
+log "first refusal ${first_fail} s from the switch; every claim succeeds from ${recovery} s after it"
 check '[ "$s500" = 0 ]' "claims answered 500: $s500"
 check '[ "$other" = 0 ]' "answers other than 201/503: $other"
 check 'awk -v r="$recovery" -v t="$RECOVERY_TARGET_S" "BEGIN{exit !(r >= 0 && r <= t)}"' \
-  "claims succeed again ${recovery} s after the switch (target <= ${RECOVERY_TARGET_S} s)"
+  "every claim succeeds again ${recovery} s after the switch (target <= ${RECOVERY_TARGET_S} s)"
 check '[ "$distinct" = 1 ]' "every 201's code is distinct"
 check '[ "$missing" = 0 ]' "every 201 is a row on the new primary, issued to that user ($missing missing)"
 check '[ "$counters" = 0 ]' "every day counter equals its COUNT on the new primary ($counters differ)"
