@@ -205,6 +205,9 @@ async fn run_writer(
         if !take_batch(&receiver, &mut jobs, settings).await {
             return;
         }
+        // A caller that has gone (its claim timed out, or it disconnected) while the claim
+        // waited in the queue gets nothing issued: no code goes to someone who was told 503.
+        jobs.retain(|job| !job.reply.is_closed());
         let mut ctx = batch::ClaimContext {
             db: &db,
             clock: clock.as_ref(),

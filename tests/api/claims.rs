@@ -704,3 +704,53 @@ async fn a_campaign_whose_stock_stays_locked_does_not_hold_up_another() {
     outside.rollback().await.unwrap();
     assert_eq!(app.claim(&held, "later").await.status(), 201);
 }
+
+/// A claim that timed out while it waited in the queue (the writer was stuck behind a table
+/// lock) is not issued when the writer reaches it: its caller was told 503.
+#[tokio::test]
+async fn a_claim_whose_caller_has_gone_is_not_issued() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+
+    let app = crate::helpers::spawn_app_with(
+        crate::helpers::Backend::MariaDb,
+        &["--claim-timeout-ms", "1000"],
+    )
+    .await;
+    let id = app.create_campaign(json!({ "name": "Gone" })).await;
+    app.load_codes(&id, "GONE", 3).await;
+    let outside = app.db.begin().await.unwrap();
+    outside
+        .execute_unprepared("LOCK TABLES campaign_day_counters WRITE")
+        .await
+        .unwrap();
+    let send = |user: &'static str| {
+        let (http, url) = (
+            app.http.clone(),
+            app.url(&format!("/v1/campaigns/{id}/claims")),
+        );
+        tokio::spawn(async move {
+            http.post(url)
+                .bearer_auth(CLIENT_TOKEN)
+                .json(&json!({ "user_id": user }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    let stuck = send("stuck");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let queued = send("queued");
+    assert_eq!(stuck.await.unwrap(), 503);
+    assert_eq!(queued.await.unwrap(), 503);
+    outside.execute_unprepared("UNLOCK TABLES").await.unwrap();
+    outside.rollback().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let queued_issued = app
+        .scalar("SELECT COUNT(*) FROM codes WHERE issued_to = 'queued'")
+        .await;
+    assert_eq!(
+        queued_issued, 0,
+        "nothing was issued to the caller told 503"
+    );
+}
