@@ -81,6 +81,21 @@ async fn an_unanswering_database_is_reported_within_the_db_timeout_and_recovers(
         );
     }
 
+    // A burst: the claims queued behind the batch that met the unreachable database are
+    // refused at once, so none waits for the connection timeout twice.
+    let users: Vec<String> = (0..12).map(|i| format!("burst-{i}")).collect();
+    let started = Instant::now();
+    let burst =
+        futures_util::future::join_all(users.iter().map(|user| app.claim(&campaign, user))).await;
+    let waited = started.elapsed();
+    for response in burst {
+        assert_unavailable(response).await;
+    }
+    assert!(
+        waited < Duration::from_millis(1600),
+        "a burst of 12 was answered after {waited:?}, DB timeout 700 ms"
+    );
+
     forwarder.forward();
     app.wait_for_status("/readyz", 200, Duration::from_secs(10))
         .await;
