@@ -349,6 +349,25 @@ mod tests {
         assert!(!take_batch(&receiver, &mut jobs, settings(4)).await);
     }
 
+    #[tokio::test]
+    async fn with_a_linger_a_batch_waits_for_claims_that_arrive_meanwhile() {
+        let (queue, receiver) = mpsc::channel(16);
+        let campaign = Uuid::new_v4();
+        queue.send(job(campaign, "early")).await.unwrap();
+        let late = queue.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            late.send(job(campaign, "late")).await.unwrap();
+        });
+        let lingering = CoalescingSettings {
+            linger: Duration::from_millis(500),
+            ..settings(2)
+        };
+        let mut jobs = Vec::new();
+        assert!(take_batch(&Mutex::new(receiver), &mut jobs, lingering).await);
+        assert_eq!(jobs.len(), 2, "the late claim joined the batch");
+    }
+
     #[test]
     fn jobs_are_grouped_by_their_own_campaign_in_arrival_order() {
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
