@@ -754,3 +754,54 @@ async fn a_claim_whose_caller_has_gone_is_not_issued() {
         "nothing was issued to the caller told 503"
     );
 }
+
+/// A fault in a statement (here: a table the claim needs is gone) is a 500 `internal`, told
+/// apart from the database being unavailable.
+#[tokio::test]
+async fn a_statement_fault_answers_internal_not_unavailable() {
+    use sea_orm::ConnectionTrait;
+
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::MariaDb).await;
+    let id = app.create_campaign(json!({ "name": "Broken" })).await;
+    app.load_codes(&id, "BRK", 3).await;
+    app.db
+        .execute_unprepared("RENAME TABLE campaign_day_counters TO moved_counters")
+        .await
+        .unwrap();
+    assert_error(app.claim(&id, "u").await, 500, "internal").await;
+}
+
+/// The writer learns a campaign's time zone on its first read, which uses UTC's day for the
+/// counter; when the campaign's local day differs, it reads that day's counter before it
+/// decides. Here yesterday (Tokyo) is full and UTC is still on yesterday's date.
+#[tokio::test]
+async fn the_first_claim_after_local_midnight_reads_the_local_days_counter() {
+    use sea_orm::{ConnectionTrait, Statement};
+
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::MariaDb).await;
+    let id = app
+        .create_campaign(json!({ "name": "Tokyo", "daily_limit": 1, "time_zone": "Asia/Tokyo" }))
+        .await;
+    app.load_codes(&id, "TKY", 3).await;
+    app.db
+        .execute_raw(Statement::from_sql_and_values(
+            app.db.get_database_backend(),
+            "INSERT INTO campaign_day_counters (campaign_id, day, issued) VALUES (?, ?, 1)",
+            [
+                uuid::Uuid::parse_str(&id).unwrap().into(),
+                chrono::NaiveDate::from_ymd_opt(2026, 11, 22)
+                    .unwrap()
+                    .into(),
+            ],
+        ))
+        .await
+        .unwrap();
+    // 00:30 on 23 November in Tokyo; still 22 November in UTC.
+    app.clock.set(at("2026-11-22T15:30:00Z"));
+    let (status, body, _) = claim_json(&app, &id, "new-day").await;
+    assert_eq!(
+        (status, body["day"].as_str()),
+        (201, Some("2026-11-23")),
+        "{body}"
+    );
+}
