@@ -199,6 +199,15 @@ async fn closed_campaigns_refuse_claims(app: TestApp) {
     for id in [&future, &past, &paused] {
         assert_error(app.claim(id, "u").await, 409, "campaign_inactive").await;
     }
+    let ending_later = app
+        .create_campaign(json!({ "name": "Until July", "ends_at": "2026-07-01T00:00:00Z" }))
+        .await;
+    app.load_codes(&ending_later, "ZL", 1).await;
+    assert_eq!(
+        app.claim(&ending_later, "u").await.status(),
+        201,
+        "open until its end"
+    );
     app.clock.set(at("2026-07-01T00:00:00Z"));
     assert_eq!(app.claim(&future, "u").await.status(), 201);
 }
