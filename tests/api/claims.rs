@@ -610,20 +610,7 @@ async fn codes_locked_by_another_session_are_waited_for_not_sold_out() {
         .execute_unprepared("SELECT id FROM codes WHERE status = 0 FOR UPDATE")
         .await
         .unwrap();
-    let claim = tokio::spawn({
-        let (http, url) = (
-            app.http.clone(),
-            app.url(&format!("/v1/campaigns/{id}/claims")),
-        );
-        async move {
-            http.post(url)
-                .bearer_auth(CLIENT_TOKEN)
-                .json(&json!({ "user_id": "patient" }))
-                .send()
-                .await
-                .unwrap()
-        }
-    });
+    let claim = app.claim_in_background(&id, "patient");
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     outside.rollback().await.unwrap();
     let response = claim.await.unwrap();
@@ -682,33 +669,12 @@ async fn a_campaign_whose_stock_stays_locked_does_not_hold_up_another() {
         .execute_unprepared("SELECT id FROM codes WHERE code LIKE 'HELD-%' FOR UPDATE")
         .await
         .unwrap();
-    let send = |campaign: String, user: &'static str| {
-        let (http, url) = (
-            app.http.clone(),
-            app.url(&format!("/v1/campaigns/{campaign}/claims")),
-        );
-        tokio::spawn(async move {
-            let response = http
-                .post(url)
-                .bearer_auth(CLIENT_TOKEN)
-                .json(&json!({ "user_id": user }))
-                .send()
-                .await
-                .unwrap();
-            let status = response.status().as_u16();
-            (status, response.json::<Value>().await.unwrap())
-        })
-    };
-    let on_held = send(held.clone(), "waits");
+    let on_held = app.claim_in_background(&held, "waits");
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-    let on_free = send(free.clone(), "served");
-    let (held_status, held_body) = on_held.await.unwrap();
-    assert_eq!(
-        (held_status, held_body["code"].as_str()),
-        (503, Some("unavailable"))
-    );
-    let (free_status, free_body) = on_free.await.unwrap();
-    assert_eq!(free_status, 201, "{free_body}");
+    let on_free = app.claim_in_background(&free, "served");
+    assert_error(on_held.await.unwrap(), 503, "unavailable").await;
+    let served = on_free.await.unwrap();
+    assert_eq!(served.status(), 201, "{:?}", served.text().await);
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     outside.rollback().await.unwrap();
     assert_eq!(app.claim(&held, "later").await.status(), 201);
@@ -732,26 +698,11 @@ async fn a_claim_whose_caller_has_gone_is_not_issued() {
         .execute_unprepared("LOCK TABLES campaign_day_counters WRITE")
         .await
         .unwrap();
-    let send = |user: &'static str| {
-        let (http, url) = (
-            app.http.clone(),
-            app.url(&format!("/v1/campaigns/{id}/claims")),
-        );
-        tokio::spawn(async move {
-            http.post(url)
-                .bearer_auth(CLIENT_TOKEN)
-                .json(&json!({ "user_id": user }))
-                .send()
-                .await
-                .unwrap()
-                .status()
-        })
-    };
-    let stuck = send("stuck");
+    let stuck = app.claim_in_background(&id, "stuck");
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let queued = send("queued");
-    assert_eq!(stuck.await.unwrap(), 503);
-    assert_eq!(queued.await.unwrap(), 503);
+    let queued = app.claim_in_background(&id, "queued");
+    assert_eq!(stuck.await.unwrap().status(), 503);
+    assert_eq!(queued.await.unwrap().status(), 503);
     outside.execute_unprepared("UNLOCK TABLES").await.unwrap();
     outside.rollback().await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;

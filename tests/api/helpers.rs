@@ -335,6 +335,22 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Sends a claim on a task of its own, for tests that act while it waits.
+    pub fn claim_in_background(
+        &self,
+        campaign: &str,
+        user: &str,
+    ) -> tokio::task::JoinHandle<reqwest::Response> {
+        let request = self
+            .http
+            .post(self.url(&format!("/v1/campaigns/{campaign}/claims")))
+            .bearer_auth(CLIENT_TOKEN)
+            .json(&json!({ "user_id": user }));
+        tokio::spawn(async move { request.send().await.expect("request") })
+    }
+}
+
 /// Asserts a `503 unavailable` answer with a `Retry-After` header.
 pub async fn assert_unavailable(response: reqwest::Response) {
     let retry_after = response

@@ -14,6 +14,27 @@ async fn stocked_campaign(app: &TestApp) -> String {
     id
 }
 
+/// The service on a login of its own, through a TCP forwarder, with the database timeout
+/// `db_timeout_ms` and a claim timeout long enough not to interfere.
+async fn behind_a_forwarder(db_timeout_ms: &str) -> (TestApp, TcpForwarder, MariaDbLogin) {
+    let (test_url, database) = create_database(Backend::MariaDb).await;
+    let login = MariaDbLogin::create(database.mariadb_name()).await;
+    let forwarder = TcpForwarder::to_mariadb().await;
+    let app = spawn_app_over(
+        &login.url_via(forwarder.address),
+        &test_url,
+        database,
+        &[
+            "--db-timeout-ms",
+            db_timeout_ms,
+            "--claim-timeout-ms",
+            "10000",
+        ],
+    )
+    .await;
+    (app, forwarder, login)
+}
+
 #[tokio::test]
 async fn a_dropped_login_is_unavailable_and_its_return_is_served_without_a_restart() {
     let (test_url, database) = create_database(Backend::MariaDb).await;
@@ -48,16 +69,7 @@ async fn a_dropped_login_is_unavailable_and_its_return_is_served_without_a_resta
 
 #[tokio::test]
 async fn an_unanswering_database_is_reported_within_the_db_timeout_and_recovers() {
-    let (test_url, database) = create_database(Backend::MariaDb).await;
-    let login = MariaDbLogin::create(database.mariadb_name()).await;
-    let forwarder = TcpForwarder::to_mariadb().await;
-    let app = spawn_app_over(
-        &login.url_via(forwarder.address),
-        &test_url,
-        database,
-        &["--db-timeout-ms", "700", "--claim-timeout-ms", "10000"],
-    )
-    .await;
+    let (app, forwarder, _login) = behind_a_forwarder("700").await;
     let campaign = stocked_campaign(&app).await;
 
     forwarder.black_hole();
@@ -102,20 +114,7 @@ async fn a_killed_claim_statement_answers_unavailable() {
         .execute_unprepared("LOCK TABLES campaign_day_counters WRITE")
         .await
         .unwrap();
-    let claim = tokio::spawn({
-        let (http, url) = (
-            app.http.clone(),
-            app.url(&format!("/v1/campaigns/{campaign}/claims")),
-        );
-        async move {
-            http.post(url)
-                .bearer_auth(crate::helpers::CLIENT_TOKEN)
-                .json(&json!({ "user_id": "killed" }))
-                .send()
-                .await
-                .unwrap()
-        }
-    });
+    let claim = app.claim_in_background(&campaign, "killed");
     let waiting = loop {
         let row = outside
             .query_one_raw(Statement::from_sql_and_values(
@@ -145,34 +144,12 @@ async fn a_killed_claim_statement_answers_unavailable() {
 /// that batch gives up, so none waits for the connection timeout twice.
 #[tokio::test]
 async fn claims_queued_behind_an_unreachable_database_are_refused_at_once() {
-    let (test_url, database) = create_database(Backend::MariaDb).await;
-    let login = MariaDbLogin::create(database.mariadb_name()).await;
-    let forwarder = TcpForwarder::to_mariadb().await;
-    let app = spawn_app_over(
-        &login.url_via(forwarder.address),
-        &test_url,
-        database,
-        &["--db-timeout-ms", "1500", "--claim-timeout-ms", "10000"],
-    )
-    .await;
+    let (app, forwarder, _login) = behind_a_forwarder("1500").await;
     let campaign = stocked_campaign(&app).await;
     forwarder.black_hole();
     tokio::time::sleep(Duration::from_millis(1200)).await;
 
-    let first = tokio::spawn({
-        let (http, url) = (
-            app.http.clone(),
-            app.url(&format!("/v1/campaigns/{campaign}/claims")),
-        );
-        async move {
-            http.post(url)
-                .bearer_auth(crate::helpers::CLIENT_TOKEN)
-                .json(&json!({ "user_id": "first" }))
-                .send()
-                .await
-                .unwrap()
-        }
-    });
+    let first = app.claim_in_background(&campaign, "first");
     tokio::time::sleep(Duration::from_millis(200)).await;
     let users: Vec<String> = (0..10).map(|i| format!("queued-{i}")).collect();
     let started = Instant::now();
