@@ -173,27 +173,16 @@ async fn three_processes_issue_exactly_the_daily_limit_and_one_code_per_user() {
     assert_eq!(codes.len(), 1000, "every issued code is distinct");
 
     let db = sea_orm::Database::connect(&url).await.unwrap();
-    let scalar = |sql: &'static str| {
-        let db = db.clone();
-        async move {
-            use sea_orm::ConnectionTrait;
-            let row = db
-                .query_one_raw(sea_orm::Statement::from_string(
-                    db.get_database_backend(),
-                    sql,
-                ))
-                .await
-                .unwrap()
-                .unwrap();
-            row.try_get_by_index::<i64>(0).unwrap()
-        }
-    };
     assert_eq!(
-        scalar("SELECT COUNT(*) FROM codes WHERE status = 1").await,
+        scalar(&db, "SELECT COUNT(*) FROM codes WHERE status = 1").await,
         1000
     );
     assert_eq!(
-        scalar("SELECT CAST(SUM(issued) AS SIGNED) FROM campaign_day_counters").await,
+        scalar(
+            &db,
+            "SELECT CAST(SUM(issued) AS SIGNED) FROM campaign_day_counters"
+        )
+        .await,
         1000,
         "the counter equals the COUNT"
     );
@@ -309,28 +298,36 @@ async fn a_frozen_instance_holds_the_others_up_only_until_the_database_rolls_it_
     assert_eq!(status, 503, "its transaction was rolled back: {body}");
     until_issued(&fleet.addresses[0], &id, "thawed", Duration::from_secs(10)).await;
 
-    let scalar = |sql: &'static str| {
-        let db = db.clone();
-        async move {
-            let row = db
-                .query_one_raw(sea_orm::Statement::from_string(
-                    db.get_database_backend(),
-                    sql,
-                ))
-                .await
-                .unwrap()
-                .unwrap();
-            row.try_get_by_index::<i64>(0).unwrap()
-        }
-    };
-    let issued = scalar("SELECT COUNT(*) FROM codes WHERE status = 1").await;
+    let issued = scalar(&db, "SELECT COUNT(*) FROM codes WHERE status = 1").await;
     assert_eq!(
-        scalar("SELECT COUNT(DISTINCT issued_to) FROM codes WHERE status = 1").await,
+        scalar(
+            &db,
+            "SELECT COUNT(DISTINCT issued_to) FROM codes WHERE status = 1"
+        )
+        .await,
         issued
     );
     assert_eq!(
-        scalar("SELECT CAST(SUM(issued) AS SIGNED) FROM campaign_day_counters").await,
+        scalar(
+            &db,
+            "SELECT CAST(SUM(issued) AS SIGNED) FROM campaign_day_counters"
+        )
+        .await,
         issued,
         "the counter equals the COUNT (others recovered after {recovered:?})"
     );
+}
+
+/// One number from a SQL query.
+async fn scalar(db: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
+    use sea_orm::ConnectionTrait;
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            sql,
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index::<i64>(0).unwrap()
 }
