@@ -97,9 +97,10 @@ async fn an_upload_in_progress_holds_up_neither_a_patch_nor_claims() {
         "PATCH took {patch_took:?}"
     );
     let during = p99_of_claims(&app, &id, "busy").await;
-    // The fault this guards against held claims for the whole upload (seconds); the bound
-    // leaves room for a loaded machine, measured against the same claims without an upload.
-    let bound = Duration::from_millis(50).max(quiet * 4);
+    // The fault this guards against held claims for the whole upload (3-5 s seen). The bound
+    // leaves room for a debug build sharing two cores with the rest of the suite (94 ms seen
+    // there); the 50 ms of the release build is a benchmark's business, not a test's.
+    let bound = Duration::from_millis(250).max(quiet * 4);
     assert!(
         during <= bound,
         "claim p99 {during:?} during the upload, {quiet:?} before it"
