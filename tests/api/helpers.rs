@@ -364,3 +364,22 @@ pub async fn assert_unavailable(response: reqwest::Response) {
         .unwrap();
     assert!(seconds >= 1, "Retry-After: {seconds}");
 }
+
+/// A port nothing listens on now (for a child process to bind).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until a service process started by a test answers HTTP at `base`, for 20 s at most.
+pub async fn wait_until_answering(base: &str) {
+    let http = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while http.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "{base} did not start");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -12,8 +12,8 @@ use uuid::Uuid;
 
 use crate::components::MariaDbLogin;
 use crate::helpers::{
-    Backend, CLIENT_TOKEN, TestApp, assert_error, assert_unavailable, create_database,
-    spawn_app_with,
+    Backend, CLIENT_TOKEN, TestApp, assert_error, assert_unavailable, create_database, free_port,
+    spawn_app_with, wait_until_answering,
 };
 
 async fn bodies_over_max_body_bytes_are_refused_with_or_without_a_length(backend: Backend) {
@@ -280,11 +280,7 @@ async fn tokens_and_the_database_password_never_reach_the_log() {
     let admin = format!("admin-{}", Uuid::new_v4().simple());
     let client = format!("client-{}", Uuid::new_v4().simple());
     let other_client = format!("other-{}", Uuid::new_v4().simple());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let log = tempfile::NamedTempFile::new().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_giftcodes"))
         .arg("serve")
@@ -302,12 +298,8 @@ async fn tokens_and_the_database_password_never_reach_the_log() {
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
+    wait_until_answering(&base).await;
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while http.get(format!("{base}/readyz")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "the service did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let created: Value = http
         .post(format!("{base}/v1/admin/campaigns"))
         .bearer_auth(&admin)

@@ -1,7 +1,6 @@
 //! SIGTERM under a claim storm: the service answers what it took in, every 201 it sent is
 //! committed and nothing is committed that it did not answer, and it exits within its grace.
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,7 +9,9 @@ use std::time::{Duration, Instant};
 use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_TOKEN, Backend, CLIENT_TOKEN, create_database};
+use crate::helpers::{
+    ADMIN_TOKEN, Backend, CLIENT_TOKEN, create_database, free_port, wait_until_answering,
+};
 
 /// A claim's HTTP answer (status and body), or why none came.
 type Answer = Result<(u16, Value), String>;
@@ -18,11 +19,7 @@ type Answer = Result<(u16, Value), String>;
 #[tokio::test]
 async fn sigterm_answers_the_claims_in_flight_and_exits_within_the_grace_period() {
     let (url, _database) = create_database(Backend::MariaDb).await;
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_giftcodes"))
         .arg("serve")
         .env("GIFTCODES_LISTEN", format!("127.0.0.1:{port}"))
@@ -35,12 +32,8 @@ async fn sigterm_answers_the_claims_in_flight_and_exits_within_the_grace_period(
         .spawn()
         .expect("start giftcodes serve");
     let base = format!("http://127.0.0.1:{port}");
+    wait_until_answering(&base).await;
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while http.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "the service did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let campaign: Value = http
         .post(format!("{base}/v1/admin/campaigns"))
         .bearer_auth(ADMIN_TOKEN)
