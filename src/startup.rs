@@ -45,7 +45,7 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, StartupE
         .max_lifetime(Duration::from_secs(30 * 60))
         .test_before_acquire_if_idle_for(Duration::from_secs(1))
         .sqlx_logging(false);
-    // The claim path relies on READ COMMITTED (see `claim::batch::begin`); setting it once
+    // The claim path relies on READ COMMITTED (see `claim::round::begin`); setting it once
     // per connection saves a round trip per transaction. A row lock is waited for no longer
     // than a claim may take in all (InnoDB's default is 50 s), so contention ends as a retry
     // or a 503 within the claim timeout.
@@ -157,6 +157,8 @@ impl Application {
                 max_batch: settings.claim_max_batch as usize,
                 linger: Duration::from_micros(settings.claim_linger_us),
                 request_timeout: Duration::from_millis(settings.claim_timeout_ms),
+                // Half the pool at most waits in lanes: the shared rounds keep the rest.
+                lanes: (settings.db_max_connections as usize / 2).max(1),
             },
         );
         let draining = Arc::new(AtomicBool::new(false));

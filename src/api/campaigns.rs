@@ -288,8 +288,12 @@ async fn view_campaign(state: &AppState, campaign: campaigns::Model) -> Result<C
         tracing::error!(campaign_id = %campaign.id, %err, "stored time zone does not parse");
         AppError::Internal
     })?;
-    let today = local_day(state.clock.now(), tz.tz());
     let snapshot = store::read_snapshot(&state.db).await?;
+    let now = match state.clock.pinned() {
+        Some(pinned) => pinned,
+        None => store::database_now(&snapshot).await?,
+    };
+    let today = local_day(now, tz.tz());
     let counts = store::codes::campaign_status_counts(&snapshot, campaign.id).await?;
     let issued_today = store::counters::issued_on(&snapshot, campaign.id, today).await?;
     snapshot.commit().await?;

@@ -1,51 +1,65 @@
 //! The claim path: one code per user, never twice, within an exact daily cap, with concurrent
-//! claims coalesced into few transactions.
+//! claims of any number of campaigns coalesced into few transactions.
 //!
 //! # Shape
-//! Requests go to a bounded queue. A writer task takes whatever is queued (up to
-//! `max_batch`, waiting `linger` for more only if configured, so an idle service adds no delay),
-//! groups it by campaign and runs one issuing transaction per campaign group
-//! (`batch::claim_for_users`). Each request is answered only after that transaction has
-//! committed (invariant 5). Repeats of one user inside a batch share one result.
+//! Requests go to a bounded queue. A writer task takes whatever is queued (up to `max_batch`,
+//! waiting `linger` for more only if configured, so an idle service adds no delay) and decides
+//! it as one round (`round::claim_round`): two reads (the campaigns with their day counters and
+//! the database's clock; the users' existing claims), then one issuing transaction for every
+//! campaign of the round. Each request is answered only after that transaction has committed.
+//! Repeats of one user inside a round share one result (`plan`).
 //!
-//! # Why the cap is exact (shape A of `shared/design/claim-and-cap.md`)
-//! Every issuing transaction ends by changing the campaign-day counter row, and the codes it
-//! marked issued commit together with that change. Writes to one row are serialized by its
-//! row lock and each write sees the latest committed value, so:
+//! # Isolation: one campaign never holds back another
+//! The shared round locks its campaigns' counter rows with `FOR UPDATE SKIP LOCKED`, the only
+//! locks it could wait for besides an operator's brief change of a campaign row. A campaign
+//! whose counter row another transaction holds is left out of the round (deferred) and tried
+//! again in the next one; after three deferrals in a row its requests go to a lane
+//! (`writer::Lanes`): that campaign's own writer, on its own connection, which waits for the row
+//! (at most the session's lock-wait timeout, and the claim timeout in all). So a row held by a
+//! frozen instance or a long transaction stalls that campaign's claims only.
+//!
+//! # Why the cap is exact
+//! Every issuing transaction holds the counter row of each campaign-day it issues for, from
+//! before it decides until it commits, and the codes it marks issued commit together with the
+//! counter's new value. Writes to one row are serialized by its row lock and each locking read
+//! sees the latest committed value, so:
 //! * **The limit** is read inside the issuing transaction under a shared lock on the campaign
-//!   row (`LOCK IN SHARE MODE`); an operator's change of the limit needs that row exclusively.
-//!   So the change and the claim transactions are serialized explicitly: a transaction that
-//!   read the old limit commits before the change can answer, and every transaction after it
-//!   reads the new one. A lowered limit holds from the moment the PATCH answers.
-//! * **Fast path** (far from the limit): `UPDATE … SET issued = issued + k WHERE … AND
-//!   issued + k <= limit` is the gate. It either adds the transaction's `k` codes to a value
-//!   that already includes every committed issue of the day and stays within the limit, or it
-//!   changes nothing (affected rows 0) and the transaction rolls back. The row lock is taken
-//!   last, so it is held only through the commit.
-//! * **Exact path** (the gate refused: near the limit, or the day's row does not exist yet):
-//!   create the row if missing (in its own statement: no shared-then-exclusive lock upgrade),
-//!   then in one transaction lock the row `FOR UPDATE`, `COUNT` the day's issued codes (READ
-//!   COMMITTED: the count sees every transaction that passed the gate before us, and any
-//!   transaction still in flight must pass the gate after us), issue `min(wanted, limit -
-//!   count)`, and write `count + issued` back. The day is full when the counter equals the
-//!   limit; later requests are refused from the counter alone without a transaction.
+//!   row (`LOCK IN SHARE MODE`), taken while the counter row is held; an operator's change of
+//!   the limit needs that row exclusively. So the change and the claim transactions are
+//!   serialized explicitly: a transaction that read the old limit commits before the change
+//!   can answer, and every transaction after it reads the new one. A lowered limit holds from
+//!   the moment the PATCH answers.
+//! * **Far from the limit** (counter + wanted ≤ limit) the locked counter decides: it already
+//!   includes every committed issue of the day, and nobody else can issue for that day until
+//!   this transaction commits, so all wanted claims fit.
+//! * **Near the limit** a `COUNT` of the day's issued codes decides, under the same lock (READ
+//!   COMMITTED: the count sees every transaction that committed before us): the transaction
+//!   issues `min(wanted, limit - count)` and writes `count + issued` back.
 //!
-//! No code is issued without passing one of the two gates, and both gates compare against the
-//! serialized, committed total: the day's issued codes never exceed the limit. They are not
-//! under-filled either: a refusal happens only when the committed total plus this
-//! transaction's claims would pass the limit, and the exact path then issues exactly the room
-//! left. This holds across any number of writers and instances, which share only the database.
+//! The day is full when the counter equals the limit; later requests are refused from the
+//! committed counter alone, without a transaction. A refusal happens only when the committed
+//! total plus this round's claims would pass the limit, and the exact count then issues exactly
+//! the room left: the cap is neither exceeded nor under-filled, across any number of writers,
+//! lanes and instances, which share only the database. Counter rows are created (at 0) before
+//! the transaction, in a statement of their own, so a transaction only locks rows that exist
+//! and "not returned by `SKIP LOCKED`" means "held by another".
 //!
-//! # No false sold-out (invariant 4)
+//! # One clock
+//! The instant of a round is the database's clock (`UTC_TIMESTAMP()`), read with the campaigns
+//! just before the transaction: it decides the campaign's window, the day a claim counts
+//! against, `Retry-After` and `issued_at`. Instances whose own clocks disagree still agree on
+//! the day, since they all read it from the one database.
+//!
+//! # No false sold-out
 //! `SKIP LOCKED` returns nothing when every free row is locked by another transaction, and the
-//! pick starts above a per-writer cursor (see `batch::Issue::pick`) before it looks below. A
-//! shortfall is answered `out_of_stock` only after a plain (non-skipping) read from the start
-//! of the range finds no available code in committed data; otherwise the users wait briefly
-//! and scan again.
-mod batch;
+//! pick starts above a per-writer cursor (see `round::pick`) before it looks below. A shortfall
+//! is answered `out_of_stock` only after a plain (non-skipping) read finds no available code
+//! in committed data; otherwise the users wait briefly and scan again.
+mod plan;
 pub mod queries;
+pub mod round;
+mod writer;
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -115,12 +129,20 @@ pub struct CoalescingSettings {
     pub linger: Duration,
     /// How long a request waits for its answer before it is told `unavailable`.
     pub request_timeout: Duration,
+    /// Most lanes open at once (each holds a connection while it waits for a counter row).
+    pub lanes: usize,
 }
 
+/// What a request is answered.
+type Answer = Result<ClaimOutcome, ClaimRefusal>;
+
+/// A queued request.
 struct Job {
     campaign_id: Uuid,
     user: UserId,
-    reply: oneshot::Sender<Result<ClaimOutcome, ClaimRefusal>>,
+    reply: oneshot::Sender<Answer>,
+    /// Shared rounds in a row that left this request's campaign out (its counter row held).
+    deferrals: u32,
 }
 
 /// The handle requests use to claim; cheap to clone.
@@ -138,22 +160,25 @@ impl ClaimEngine {
         clock: Arc<dyn Clock>,
         settings: CoalescingSettings,
     ) -> (Self, ClaimWriters) {
+        // Room for 64 rounds of every writer: a burst waits in the queue rather than being
+        // refused, and the claim timeout bounds how long anyone waits there.
         let (queue, receiver) = mpsc::channel(settings.max_batch * settings.writers * 64);
         let receiver = Arc::new(Mutex::new(receiver));
+        let shared = Arc::new(writer::Shared {
+            db,
+            clock,
+            settings,
+            lanes: writer::Lanes::new(settings.lanes),
+        });
         let mut tasks = JoinSet::new();
         for _ in 0..settings.writers {
-            tasks.spawn(run_writer(
-                receiver.clone(),
-                db.clone(),
-                clock.clone(),
-                settings,
-            ));
+            tasks.spawn(writer::run_writer(receiver.clone(), shared.clone()));
         }
         let engine = Self {
             queue,
             request_timeout: settings.request_timeout,
         };
-        (engine, ClaimWriters { tasks })
+        (engine, ClaimWriters { tasks, shared })
     }
 
     /// Claims a code of `campaign_id` for `user`, answered after the issuing commit.
@@ -164,6 +189,7 @@ impl ClaimEngine {
             campaign_id,
             user,
             reply,
+            deferrals: 0,
         };
         let answered = tokio::time::timeout(self.request_timeout, async {
             self.queue.send(job).await.map_err(|_| unavailable())?;
@@ -178,6 +204,7 @@ impl ClaimEngine {
 /// The writer tasks of a [`ClaimEngine`].
 pub struct ClaimWriters {
     tasks: JoinSet<()>,
+    shared: Arc<writer::Shared>,
 }
 
 impl ClaimWriters {
@@ -186,197 +213,9 @@ impl ClaimWriters {
     pub async fn finish(mut self, deadline: Duration) -> bool {
         tokio::time::timeout(deadline, async {
             while self.tasks.join_next().await.is_some() {}
+            self.shared.lanes.finish().await;
         })
         .await
         .is_ok()
-    }
-}
-
-async fn run_writer(
-    receiver: Arc<Mutex<mpsc::Receiver<Job>>>,
-    db: DatabaseConnection,
-    clock: Arc<dyn Clock>,
-    settings: CoalescingSettings,
-) {
-    let mut time_zones = HashMap::new();
-    let mut pick_cursors = HashMap::new();
-    let mut jobs = Vec::with_capacity(settings.max_batch);
-    loop {
-        if !take_batch(&receiver, &mut jobs, settings).await {
-            return;
-        }
-        // A caller that has gone (its claim timed out, or it disconnected) while the claim
-        // waited in the queue gets nothing issued: no code goes to someone who was told 503.
-        jobs.retain(|job| !job.reply.is_closed());
-        let mut ctx = batch::ClaimContext {
-            db: &db,
-            clock: clock.as_ref(),
-            time_zones: &mut time_zones,
-            pick_cursors: &mut pick_cursors,
-            give_up_after: settings.request_timeout,
-        };
-        let mut unreachable = false;
-        for (campaign_id, group) in group_by_campaign(jobs.drain(..)) {
-            unreachable |= answer_group(&mut ctx, campaign_id, group).await;
-        }
-        if unreachable {
-            refuse_queued_as_unavailable(&receiver).await;
-        }
-    }
-}
-
-/// Answers `unavailable` at once to every claim that queued while a batch found the database
-/// unreachable, so that none waits for the connection timeout more than once.
-async fn refuse_queued_as_unavailable(receiver: &Mutex<mpsc::Receiver<Job>>) {
-    let mut receiver = receiver.lock().await;
-    while let Ok(job) = receiver.try_recv() {
-        let _ = job.reply.send(Err(ClaimRefusal::Unavailable));
-    }
-}
-
-/// Fills `jobs` with the next batch; false when the queue is closed.
-async fn take_batch(
-    receiver: &Mutex<mpsc::Receiver<Job>>,
-    jobs: &mut Vec<Job>,
-    settings: CoalescingSettings,
-) -> bool {
-    let mut receiver = receiver.lock().await;
-    let Some(first) = receiver.recv().await else {
-        return false;
-    };
-    jobs.push(first);
-    while jobs.len() < settings.max_batch {
-        match receiver.try_recv() {
-            Ok(job) => jobs.push(job),
-            Err(_) if settings.linger.is_zero() => break,
-            Err(_) => match tokio::time::timeout(settings.linger, receiver.recv()).await {
-                Ok(Some(job)) => jobs.push(job),
-                _ => break,
-            },
-        }
-    }
-    true
-}
-
-fn group_by_campaign(jobs: impl Iterator<Item = Job>) -> Vec<(Uuid, Vec<Job>)> {
-    let mut groups: Vec<(Uuid, Vec<Job>)> = Vec::new();
-    for job in jobs {
-        match groups.iter_mut().find(|(id, _)| *id == job.campaign_id) {
-            Some((_, group)) => group.push(job),
-            None => groups.push((job.campaign_id, vec![job])),
-        }
-    }
-    groups
-}
-
-/// Claims for one campaign's jobs and answers each; true if the database was unreachable.
-async fn answer_group(
-    ctx: &mut batch::ClaimContext<'_>,
-    campaign_id: Uuid,
-    jobs: Vec<Job>,
-) -> bool {
-    let mut seen = HashSet::with_capacity(jobs.len());
-    let users: Vec<UserId> = jobs
-        .iter()
-        .filter(|job| seen.insert(&job.user))
-        .map(|job| job.user.clone())
-        .collect();
-    let started = std::time::Instant::now();
-    let results = batch::claim_for_users(ctx, campaign_id, &users).await;
-    tracing::debug!(
-        %campaign_id,
-        requests = jobs.len(),
-        elapsed_us = started.elapsed().as_micros() as u64,
-        "claim batch"
-    );
-    let unreachable = results
-        .values()
-        .any(|result| matches!(result, Err(ClaimRefusal::Unavailable)));
-    // The first request of a user gets the new claim; its repeats in the batch get replays.
-    let mut answered_new = HashSet::with_capacity(users.len());
-    for job in jobs {
-        let answer = match results.get(&job.user) {
-            Some(Ok((claim, true))) if answered_new.insert(job.user.clone()) => {
-                Ok(ClaimOutcome::Issued(claim.clone()))
-            }
-            Some(Ok((claim, _))) => Ok(ClaimOutcome::Replayed(claim.clone())),
-            Some(Err(refusal)) => Err(refusal.clone()),
-            None => Err(ClaimRefusal::Internal),
-        };
-        // A requester that gave up is not an error: a retry replays the committed claim.
-        let _ = job.reply.send(answer);
-    }
-    unreachable
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn job(campaign_id: Uuid, user: &str) -> Job {
-        Job {
-            campaign_id,
-            user: UserId::parse(user).unwrap(),
-            reply: oneshot::channel().0,
-        }
-    }
-
-    fn settings(max_batch: usize) -> CoalescingSettings {
-        CoalescingSettings {
-            writers: 1,
-            max_batch,
-            linger: Duration::ZERO,
-            request_timeout: Duration::from_secs(1),
-        }
-    }
-
-    #[tokio::test]
-    async fn a_batch_takes_what_is_queued_up_to_the_maximum() {
-        let (queue, receiver) = mpsc::channel(16);
-        let campaign = Uuid::new_v4();
-        for i in 0..6 {
-            queue.send(job(campaign, &format!("u{i}"))).await.unwrap();
-        }
-        let receiver = Mutex::new(receiver);
-        let mut jobs = Vec::new();
-        assert!(take_batch(&receiver, &mut jobs, settings(4)).await);
-        assert_eq!(jobs.len(), 4, "coalesced up to max_batch");
-        jobs.clear();
-        assert!(take_batch(&receiver, &mut jobs, settings(4)).await);
-        assert_eq!(jobs.len(), 2, "the rest, without waiting for more");
-        drop(queue);
-        jobs.clear();
-        assert!(!take_batch(&receiver, &mut jobs, settings(4)).await);
-    }
-
-    #[tokio::test]
-    async fn with_a_linger_a_batch_waits_for_claims_that_arrive_meanwhile() {
-        let (queue, receiver) = mpsc::channel(16);
-        let campaign = Uuid::new_v4();
-        queue.send(job(campaign, "early")).await.unwrap();
-        let late = queue.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            late.send(job(campaign, "late")).await.unwrap();
-        });
-        let lingering = CoalescingSettings {
-            linger: Duration::from_millis(500),
-            ..settings(2)
-        };
-        let mut jobs = Vec::new();
-        assert!(take_batch(&Mutex::new(receiver), &mut jobs, lingering).await);
-        assert_eq!(jobs.len(), 2, "the late claim joined the batch");
-    }
-
-    #[test]
-    fn jobs_are_grouped_by_their_own_campaign_in_arrival_order() {
-        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-        let jobs = vec![job(a, "a1"), job(b, "b1"), job(a, "a2"), job(b, "b2")];
-        let groups = group_by_campaign(jobs.into_iter());
-        let users: Vec<(Uuid, Vec<&str>)> = groups
-            .iter()
-            .map(|(id, group)| (*id, group.iter().map(|j| j.user.as_str()).collect()))
-            .collect();
-        assert_eq!(users, vec![(a, vec!["a1", "a2"]), (b, vec!["b1", "b2"])]);
     }
 }

@@ -1,80 +1,281 @@
 //! The claim path's SQL, one function per statement, over `&impl ConnectionTrait`.
-use chrono::{DateTime, NaiveDate, Utc};
+//!
+//! Lists that grow with a round (campaigns, users, codes) are padded to a power of two
+//! (`store::padded`), so each statement comes in a handful of shapes and the driver's
+//! prepared-statement cache always hits.
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Value};
 use uuid::Uuid;
 
+use crate::store::codes::IssuedClaim;
 use crate::store::{CodeStatus, padded, placeholders, statement};
 
-/// What the claim path needs to know about a campaign, with today's counter.
+/// A campaign-day counter's key.
+pub type DayKey = (Uuid, NaiveDate);
+
+/// What the claim path needs to know about a campaign before its transaction.
 #[derive(Debug, Clone)]
 pub struct CampaignState {
+    pub id: Uuid,
     pub active: bool,
     pub starts_at: Option<DateTime<Utc>>,
     pub ends_at: Option<DateTime<Utc>>,
     pub daily_limit: Option<i32>,
     pub time_zone: String,
-    /// The campaign-day counter of the day asked for (0 when its row does not exist yet).
-    pub issued_today: i64,
+    /// The campaign's counters among the days asked for (day, issued).
+    pub counters: Vec<(NaiveDate, i64)>,
 }
 
-/// The campaign's settings and the counter of `day`, in one round trip.
-pub async fn campaign_state(
+/// The campaigns' settings with their counters of `days` (the days the caller expects each
+/// campaign to be on; a counter of another day is simply not returned), and the database's
+/// clock, in one round trip. `None` for the instant when no campaign exists.
+pub async fn campaign_states(
     db: &impl ConnectionTrait,
-    campaign_id: Uuid,
-    day: NaiveDate,
-) -> Result<Option<CampaignState>, DbErr> {
-    let row = db
-        .query_one_raw(statement(
-            db,
-            "SELECT c.active, c.starts_at, c.ends_at, c.daily_limit, c.time_zone, d.issued \
-             FROM campaigns c LEFT JOIN campaign_day_counters d \
-             ON d.campaign_id = c.id AND d.day = ? WHERE c.id = ?",
-            vec![day.into(), campaign_id.into()],
-        ))
-        .await?;
-    row.map(|row| {
-        Ok(CampaignState {
-            active: row.try_get_by_index(0)?,
-            starts_at: row.try_get_by_index(1)?,
-            ends_at: row.try_get_by_index(2)?,
-            daily_limit: row.try_get_by_index(3)?,
-            time_zone: row.try_get_by_index(4)?,
-            issued_today: row.try_get_by_index::<Option<i32>>(5)?.map_or(0, i64::from),
+    ids: &[Uuid],
+    days: &[NaiveDate],
+) -> Result<(Option<DateTime<Utc>>, Vec<CampaignState>), DbErr> {
+    let now = match db.get_database_backend() {
+        DbBackend::Sqlite => "strftime('%Y-%m-%d %H:%M:%S', 'now')",
+        _ => "UTC_TIMESTAMP()",
+    };
+    let sql = format!(
+        "SELECT c.id, c.active, c.starts_at, c.ends_at, c.daily_limit, c.time_zone, d.day, \
+         d.issued, {now} FROM campaigns c LEFT JOIN campaign_day_counters d \
+         ON d.campaign_id = c.id AND d.day IN {} WHERE c.id IN {} ORDER BY c.id",
+        placeholders(days.len().next_power_of_two()),
+        placeholders(ids.len().next_power_of_two()),
+    );
+    let mut values: Vec<Value> = padded(days).map(|day| Value::from(*day)).collect();
+    values.extend(padded(ids).map(|id| Value::from(*id)));
+    let rows = db.query_all_raw(statement(db, sql, values)).await?;
+    let mut now = None;
+    let mut states: Vec<CampaignState> = Vec::with_capacity(ids.len());
+    for row in rows {
+        now = Some(row.try_get_by_index::<NaiveDateTime>(8)?.and_utc());
+        let id: Uuid = row.try_get_by_index(0)?;
+        let counter = match row.try_get_by_index::<Option<NaiveDate>>(6)? {
+            Some(day) => Some((day, i64::from(row.try_get_by_index::<i32>(7)?))),
+            None => None,
+        };
+        if let Some(state) = states.last_mut().filter(|state| state.id == id) {
+            state.counters.extend(counter);
+            continue;
+        }
+        states.push(CampaignState {
+            id,
+            active: row.try_get_by_index(1)?,
+            starts_at: row.try_get_by_index(2)?,
+            ends_at: row.try_get_by_index(3)?,
+            daily_limit: row.try_get_by_index(4)?,
+            time_zone: row.try_get_by_index(5)?,
+            counters: counter.into_iter().collect(),
+        });
+    }
+    Ok((now, states))
+}
+
+/// `(a, b) IN …` over `n` pairs: a row-constructor list on MySQL/MariaDB (a range scan of the
+/// two-column index), `VALUES` rows on SQLite.
+fn pairs_in(backend: DbBackend, columns: &str, n: usize) -> String {
+    let rows = vec!["(?, ?)"; n].join(", ");
+    match backend {
+        DbBackend::Sqlite => format!("({columns}) IN (VALUES {rows})"),
+        _ => format!("({columns}) IN ({rows})"),
+    }
+}
+
+/// The claims the given users already hold, one per (campaign, user) pair.
+pub async fn claims_of_users(
+    db: &impl ConnectionTrait,
+    pairs: &[(Uuid, &str)],
+) -> Result<Vec<IssuedClaim>, DbErr> {
+    let sql = format!(
+        "SELECT campaign_id, claim_id, issued_to, code, issued_at, issue_day FROM codes WHERE {}",
+        pairs_in(
+            db.get_database_backend(),
+            "campaign_id, issued_to",
+            pairs.len().next_power_of_two()
+        )
+    );
+    let mut values = Vec::with_capacity(2 * pairs.len().next_power_of_two());
+    for (campaign_id, user) in padded(pairs) {
+        values.push(Value::from(*campaign_id));
+        values.push(Value::from(*user));
+    }
+    let rows = db.query_all_raw(statement(db, sql, values)).await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(IssuedClaim {
+                campaign_id: row.try_get_by_index(0)?,
+                claim_id: row.try_get_by_index(1)?,
+                user_id: row.try_get_by_index(2)?,
+                code: row.try_get_by_index(3)?,
+                issued_at: row.try_get_by_index(4)?,
+                day: row.try_get_by_index(5)?,
+            })
         })
-    })
-    .transpose()
+        .collect()
 }
 
-/// The pick: up to `n` available codes of the campaign with `after < id <= up_to`, oldest
-/// first, locked for this transaction. On MySQL/MariaDB rows other transactions hold are
-/// skipped (`SKIP LOCKED`), so concurrent claimers never wait on each other here; the index is
-/// forced so the plan cannot flip to a PRIMARY walk over issued rows. SQLite has one writer
-/// (`BEGIN IMMEDIATE`) and no row locks, so it reads plainly through the same index.
-/// (`issue_day IS NULL` always holds for available codes; saying so lets the index deliver
-/// them in `id` order without a sort.)
-pub async fn pick_available(
+/// The counters of `keys` in committed data (a plain read; rows that do not exist are absent).
+pub async fn counters(
     db: &impl ConnectionTrait,
-    campaign_id: Uuid,
-    ids: IdRange,
-    n: usize,
-) -> Result<Vec<(i64, String)>, DbErr> {
-    let sql = pick_sql(db.get_database_backend());
-    let rows = db
-        .query_all_raw(statement(
-            db,
-            sql,
-            vec![
-                campaign_id.into(),
-                (CodeStatus::Available as i16).into(),
-                ids.after.into(),
-                ids.up_to.into(),
-                (n as i64).into(),
-            ],
-        ))
-        .await?;
+    keys: &[DayKey],
+) -> Result<HashMap<DayKey, i64>, DbErr> {
+    read_counters(db, keys, "").await
+}
+
+/// How [`lock_counters`] treats a counter row another transaction holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CounterLocks {
+    /// Leave it out of the answer (`FOR UPDATE SKIP LOCKED`): the round goes on without it.
+    Skip,
+    /// Wait for it (`FOR UPDATE`), at most the session's lock-wait timeout.
+    Wait,
+}
+
+/// Locks the counter rows of `keys` (`FOR UPDATE`, in key order) and returns their values.
+/// With [`CounterLocks::Skip`] a row another transaction holds is left out, so this never
+/// waits. On SQLite the immediate transaction already holds the only write lock.
+pub async fn lock_counters(
+    db: &impl ConnectionTrait,
+    keys: &[DayKey],
+    mode: CounterLocks,
+) -> Result<HashMap<DayKey, i64>, DbErr> {
+    let locking = match (db.get_database_backend(), mode) {
+        (DbBackend::Sqlite, _) => "",
+        (_, CounterLocks::Skip) => " FOR UPDATE SKIP LOCKED",
+        (_, CounterLocks::Wait) => " FOR UPDATE",
+    };
+    read_counters(db, keys, locking).await
+}
+
+async fn read_counters(
+    db: &impl ConnectionTrait,
+    keys: &[DayKey],
+    locking: &str,
+) -> Result<HashMap<DayKey, i64>, DbErr> {
+    let sql = format!(
+        "SELECT campaign_id, day, issued FROM campaign_day_counters WHERE {} \
+         ORDER BY campaign_id, day{locking}",
+        pairs_in(
+            db.get_database_backend(),
+            "campaign_id, day",
+            keys.len().next_power_of_two()
+        )
+    );
+    let mut values = Vec::with_capacity(2 * keys.len().next_power_of_two());
+    for (campaign_id, day) in padded(keys) {
+        values.push(Value::from(*campaign_id));
+        values.push(Value::from(*day));
+    }
+    let rows = db.query_all_raw(statement(db, sql, values)).await?;
+    rows.into_iter()
+        .map(|row| {
+            let key = (row.try_get_by_index(0)?, row.try_get_by_index(1)?);
+            Ok((key, i64::from(row.try_get_by_index::<i32>(2)?)))
+        })
+        .collect()
+}
+
+/// Creates the counter rows of `keys` at 0 where they do not exist (run on its own, before the
+/// claim transaction, so that transaction only ever locks rows that exist).
+pub async fn ensure_counter_rows(db: &impl ConnectionTrait, keys: &[DayKey]) -> Result<(), DbErr> {
+    let verb = match db.get_database_backend() {
+        DbBackend::Sqlite => "INSERT OR IGNORE",
+        _ => "INSERT IGNORE",
+    };
+    let rows = vec!["(?, ?, 0)"; keys.len().next_power_of_two()].join(", ");
+    let mut values = Vec::with_capacity(2 * keys.len().next_power_of_two());
+    for (campaign_id, day) in padded(keys) {
+        values.push(Value::from(*campaign_id));
+        values.push(Value::from(*day));
+    }
+    db.execute_raw(statement(
+        db,
+        format!("{verb} INTO campaign_day_counters (campaign_id, day, issued) VALUES {rows}"),
+        values,
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Writes the counters' new values (their rows exist and this transaction holds them).
+pub async fn set_counters(
+    db: &impl ConnectionTrait,
+    counters: &[(DayKey, i64)],
+) -> Result<(), DbErr> {
+    let n = counters.len().next_power_of_two();
+    let conflict = match db.get_database_backend() {
+        DbBackend::Sqlite => {
+            "ON CONFLICT (campaign_id, day) DO UPDATE SET issued = excluded.issued"
+        }
+        _ => "ON DUPLICATE KEY UPDATE issued = VALUES(issued)",
+    };
+    let mut values = Vec::with_capacity(3 * n);
+    for ((campaign_id, day), issued) in padded(counters) {
+        values.push(Value::from(*campaign_id));
+        values.push(Value::from(*day));
+        values.push(Value::from(*issued));
+    }
+    db.execute_raw(statement(
+        db,
+        format!(
+            "INSERT INTO campaign_day_counters (campaign_id, day, issued) VALUES {} {conflict}",
+            vec!["(?, ?, ?)"; n].join(", ")
+        ),
+        values,
+    ))
+    .await?;
+    Ok(())
+}
+
+/// The campaigns' daily limits (`None`: no limit), read under a shared lock on their rows
+/// (`LOCK IN SHARE MODE`, which MySQL 8.0 and MariaDB both accept), in id order. Changing a
+/// limit needs the row exclusively, so the change and every claim transaction are serialized:
+/// a claim that read the old limit commits before the change can answer, and one that starts
+/// after reads the new limit. Claim transactions take these locks only while they hold the
+/// campaigns' day counters. On SQLite the immediate transaction is the only writer, so a plain
+/// read is as good. A campaign missing from the answer no longer exists.
+pub async fn locked_daily_limits(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, Option<i32>>, DbErr> {
+    let locking = match db.get_database_backend() {
+        DbBackend::Sqlite => "",
+        _ => " LOCK IN SHARE MODE",
+    };
+    let sql = format!(
+        "SELECT id, daily_limit FROM campaigns WHERE id IN {} ORDER BY id{locking}",
+        placeholders(ids.len().next_power_of_two())
+    );
+    let values = padded(ids).map(|id| Value::from(*id)).collect();
+    let rows = db.query_all_raw(statement(db, sql, values)).await?;
     rows.into_iter()
         .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
         .collect()
+}
+
+/// The exact number of codes the campaign issued on `day`.
+pub async fn count_issued_on(
+    db: &impl ConnectionTrait,
+    (campaign_id, day): DayKey,
+) -> Result<i64, DbErr> {
+    let row = db
+        .query_one_raw(statement(
+            db,
+            "SELECT COUNT(*) FROM codes WHERE campaign_id = ? AND status = ? AND issue_day = ?",
+            vec![
+                campaign_id.into(),
+                (CodeStatus::Issued as i16).into(),
+                day.into(),
+            ],
+        ))
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("COUNT(*) row".to_owned()))?;
+    row.try_get_by_index(0)
 }
 
 /// Which code ids a pick may return: `after < id <= up_to`.
@@ -91,20 +292,71 @@ impl IdRange {
     };
 }
 
-/// The pick statement for `backend` (public so a test can `EXPLAIN` it); binds campaign id,
-/// status, the id range and the limit.
-pub fn pick_sql(backend: DbBackend) -> &'static str {
+/// One campaign's part of a pick: up to `n` available codes with ids in `ids`.
+#[derive(Debug, Clone, Copy)]
+pub struct PickPart {
+    pub campaign_id: Uuid,
+    pub ids: IdRange,
+    pub n: usize,
+}
+
+/// One picked code: which part of the pick it answers, its id and its text.
+pub type Picked = (usize, i64, String);
+
+/// The pick, for several campaigns in one statement (`UNION ALL` of one locking read per
+/// part): up to `n` available codes of each part's campaign, oldest first, locked for this
+/// transaction. On MySQL/MariaDB rows other transactions hold are skipped (`SKIP LOCKED`), so
+/// concurrent claimers never wait on each other here; the index is forced so the plan cannot
+/// flip to a PRIMARY walk over issued rows. SQLite has one writer (`BEGIN IMMEDIATE`) and no
+/// row locks, so it reads plainly through the same index. (`issue_day IS NULL` always holds
+/// for available codes; saying so lets the index deliver them in `id` order without a sort.)
+/// Padding parts repeat the last one with `n = 0`.
+pub async fn pick_available(
+    db: &impl ConnectionTrait,
+    parts: &[PickPart],
+) -> Result<Vec<Picked>, DbErr> {
+    let backend = db.get_database_backend();
+    let slots = parts.len().next_power_of_two();
+    let sql = (0..slots)
+        .map(|part| pick_part_sql(backend, part))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    let mut values = Vec::with_capacity(5 * slots);
+    for (slot, part) in padded(parts).enumerate() {
+        values.push(part.campaign_id.into());
+        values.push((CodeStatus::Available as i16).into());
+        values.push(part.ids.after.into());
+        values.push(part.ids.up_to.into());
+        let n = if slot < parts.len() { part.n } else { 0 };
+        values.push((n as i64).into());
+    }
+    let rows = db.query_all_raw(statement(db, sql, values)).await?;
+    rows.into_iter()
+        .map(|row| {
+            let part: i64 = row.try_get_by_index(0)?;
+            Ok((
+                part as usize,
+                row.try_get_by_index(1)?,
+                row.try_get_by_index(2)?,
+            ))
+        })
+        .collect()
+}
+
+/// The pick of one campaign for `backend`, as part number `part` of a pick (public so a test
+/// can `EXPLAIN` it); binds campaign id, status, the id range and the limit.
+pub fn pick_part_sql(backend: DbBackend, part: usize) -> String {
     match backend {
-        DbBackend::Sqlite => {
-            "SELECT id, code FROM codes INDEXED BY idx_codes_pick \
+        DbBackend::Sqlite => format!(
+            "SELECT * FROM (SELECT {part} AS part, id, code FROM codes INDEXED BY idx_codes_pick \
              WHERE campaign_id = ? AND status = ? AND issue_day IS NULL AND id > ? AND id <= ? \
-             ORDER BY id LIMIT ?"
-        }
-        _ => {
-            "SELECT id, code FROM codes FORCE INDEX (idx_codes_pick) \
+             ORDER BY id LIMIT ?)"
+        ),
+        _ => format!(
+            "(SELECT {part} AS part, id, code FROM codes FORCE INDEX (idx_codes_pick) \
              WHERE campaign_id = ? AND status = ? AND issue_day IS NULL AND id > ? AND id <= ? \
-             ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED"
-        }
+             ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED)"
+        ),
     }
 }
 
@@ -115,7 +367,8 @@ pub struct Assignment<'a> {
     pub claim_id: Uuid,
 }
 
-/// Marks the picked codes issued to their users, in one statement (`assignments` not empty).
+/// Marks the picked codes issued to their users on `day`, in one statement (`assignments` not
+/// empty).
 pub async fn issue_codes(
     db: &impl ConnectionTrait,
     assignments: &[Assignment<'_>],
@@ -149,139 +402,9 @@ pub async fn issue_codes(
     Ok(())
 }
 
-/// The fast gate: adds `k` to the day's counter if the result stays within the campaign's
-/// daily limit (always, when it has none). False when the row is missing or the day is too
-/// near its limit. The limit is read here, at the gate, under the campaign row's shared lock
-/// (see [`locked_daily_limit`]), so a limit an operator lowered holds from the moment the
-/// change answered.
-pub async fn bump_counter_within_limit(
-    db: &impl ConnectionTrait,
-    campaign_id: Uuid,
-    day: NaiveDate,
-    k: i64,
-) -> Result<bool, DbErr> {
-    let limit = locked_daily_limit(db, campaign_id).await?;
-    let result = db
-        .execute_raw(statement(
-            db,
-            "UPDATE campaign_day_counters SET issued = issued + ? \
-             WHERE campaign_id = ? AND day = ? AND issued + ? <= ?",
-            vec![
-                k.into(),
-                campaign_id.into(),
-                day.into(),
-                k.into(),
-                limit.map_or(i64::MAX, i64::from).into(),
-            ],
-        ))
-        .await?;
-    Ok(result.rows_affected() == 1)
-}
-
-/// The campaign's daily limit (`None`: no limit), read under a shared lock on its row
-/// (`LOCK IN SHARE MODE`, which MySQL 8.0 and MariaDB both accept). Changing the limit needs
-/// that row exclusively, so the change and every claim transaction are serialized: a claim
-/// that read the old limit commits before the change can answer, and one that starts after
-/// reads the new limit. Claim transactions take it after their code rows and before the day's
-/// counter, in that order on both paths. On SQLite the immediate transaction is the only
-/// writer, so a plain read is as good.
-pub async fn locked_daily_limit(
-    db: &impl ConnectionTrait,
-    campaign_id: Uuid,
-) -> Result<Option<i32>, DbErr> {
-    let sql = match db.get_database_backend() {
-        DbBackend::Sqlite => "SELECT daily_limit FROM campaigns WHERE id = ?",
-        _ => "SELECT daily_limit FROM campaigns WHERE id = ? LOCK IN SHARE MODE",
-    };
-    let row = db
-        .query_one_raw(statement(db, sql, vec![campaign_id.into()]))
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound("campaigns row".to_owned()))?;
-    row.try_get_by_index(0)
-}
-
-/// Creates the day's counter row at 0 if it does not exist (run on its own, outside the claim
-/// transaction, so that transaction never holds a shared lock it later upgrades).
-pub async fn ensure_counter_row(
-    db: &impl ConnectionTrait,
-    campaign_id: Uuid,
-    day: NaiveDate,
-) -> Result<(), DbErr> {
-    let sql = match db.get_database_backend() {
-        DbBackend::Sqlite => {
-            "INSERT INTO campaign_day_counters (campaign_id, day, issued) VALUES (?, ?, 0) \
-             ON CONFLICT DO NOTHING"
-        }
-        _ => {
-            "INSERT INTO campaign_day_counters (campaign_id, day, issued) VALUES (?, ?, 0) \
-             ON DUPLICATE KEY UPDATE issued = issued"
-        }
-    };
-    db.execute_raw(statement(db, sql, vec![campaign_id.into(), day.into()]))
-        .await?;
-    Ok(())
-}
-
-/// Locks the day's counter row (`FOR UPDATE`; SQLite's immediate transaction already holds the
-/// only write lock) so that every other claimer of the day waits behind this transaction.
-pub async fn lock_counter(
-    db: &impl ConnectionTrait,
-    campaign_id: Uuid,
-    day: NaiveDate,
-) -> Result<i64, DbErr> {
-    let sql = match db.get_database_backend() {
-        DbBackend::Sqlite => {
-            "SELECT issued FROM campaign_day_counters WHERE campaign_id = ? AND day = ?"
-        }
-        _ => {
-            "SELECT issued FROM campaign_day_counters WHERE campaign_id = ? AND day = ? FOR UPDATE"
-        }
-    };
-    let row = db
-        .query_one_raw(statement(db, sql, vec![campaign_id.into(), day.into()]))
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound("campaign_day_counters row".to_owned()))?;
-    Ok(i64::from(row.try_get_by_index::<i32>(0)?))
-}
-
-/// The exact number of codes the campaign issued on `day`.
-pub async fn count_issued_on(
-    db: &impl ConnectionTrait,
-    campaign_id: Uuid,
-    day: NaiveDate,
-) -> Result<i64, DbErr> {
-    let row = db
-        .query_one_raw(statement(
-            db,
-            "SELECT COUNT(*) FROM codes WHERE campaign_id = ? AND status = ? AND issue_day = ?",
-            vec![
-                campaign_id.into(),
-                (CodeStatus::Issued as i16).into(),
-                day.into(),
-            ],
-        ))
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound("COUNT(*) row".to_owned()))?;
-    row.try_get_by_index(0)
-}
-
-pub async fn set_counter(
-    db: &impl ConnectionTrait,
-    campaign_id: Uuid,
-    day: NaiveDate,
-    issued: i64,
-) -> Result<(), DbErr> {
-    db.execute_raw(statement(
-        db,
-        "UPDATE campaign_day_counters SET issued = ? WHERE campaign_id = ? AND day = ?",
-        vec![issued.into(), campaign_id.into(), day.into()],
-    ))
-    .await?;
-    Ok(())
-}
-
 /// Whether any code of the campaign is available in committed data (a plain read: it does not
-/// skip rows others have locked, which is the point: see invariant 4).
+/// skip rows others have locked, which is the point: a shortfall of the skipping pick is
+/// `out_of_stock` only when this finds none).
 pub async fn any_available(db: &impl ConnectionTrait, campaign_id: Uuid) -> Result<bool, DbErr> {
     Ok(db
         .query_one_raw(statement(

@@ -4,9 +4,21 @@ use chrono::{DateTime, Duration, NaiveDate, SubsecRound, TimeZone, Utc};
 use chrono_tz::Tz;
 
 /// Where the service reads the time from; tests inject a settable one.
+///
+/// Claims do not use this machine's clock: the day a claim counts against, the campaign's
+/// window and `Retry-After` come from the database's clock, read with the campaign in the
+/// claim round, so every instance agrees whatever its own clock says. Only a test pins that
+/// instant (`pinned`).
 pub trait Clock: Send + Sync + 'static {
-    /// The current instant, truncated to whole seconds (what the database stores).
+    /// The current instant, truncated to whole seconds (what the database stores), for
+    /// records such as `created_at`.
     fn now(&self) -> DateTime<Utc>;
+
+    /// An instant that replaces the database's clock for claims and the campaign view; `None`
+    /// (the service's clock): the database decides.
+    fn pinned(&self) -> Option<DateTime<Utc>> {
+        None
+    }
 }
 
 /// The operating system's clock.

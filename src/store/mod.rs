@@ -6,6 +6,7 @@ pub mod codes;
 pub mod counters;
 pub mod failure;
 
+use chrono::{DateTime, NaiveDateTime, Utc};
 use sea_orm::{
     AccessMode, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
     IsolationLevel, Statement, TransactionTrait, Value,
@@ -47,6 +48,19 @@ pub async fn accepts_writes(db: &DatabaseConnection) -> Result<bool, DbErr> {
             Ok(!read_only)
         }
     }
+}
+
+/// The database's clock (whole seconds, UTC): the one clock every instance agrees on.
+pub async fn database_now(db: &impl ConnectionTrait) -> Result<DateTime<Utc>, DbErr> {
+    let sql = match db.get_database_backend() {
+        DbBackend::Sqlite => "SELECT strftime('%Y-%m-%d %H:%M:%S', 'now')",
+        _ => "SELECT UTC_TIMESTAMP()",
+    };
+    let row = db
+        .query_one_raw(statement(db, sql, Vec::new()))
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("clock row".to_owned()))?;
+    Ok(row.try_get_by_index::<NaiveDateTime>(0)?.and_utc())
 }
 
 /// Code status as stored in `codes.status`.

@@ -25,7 +25,7 @@ pub enum Backend {
     Sqlite,
 }
 
-/// A clock tests can stop and move; it follows the system clock until set.
+/// A clock tests can stop and move; until set, claims follow the database's clock.
 #[derive(Default)]
 pub struct TestClock(Mutex<Option<DateTime<Utc>>>);
 
@@ -41,6 +41,10 @@ impl Clock for TestClock {
             .lock()
             .unwrap()
             .unwrap_or_else(|| giftcodes::domain::SystemClock.now())
+    }
+
+    fn pinned(&self) -> Option<DateTime<Utc>> {
+        *self.0.lock().unwrap()
     }
 }
 

@@ -255,7 +255,7 @@ async fn a_frozen_instance_holds_the_others_up_only_until_the_database_rolls_it_
             .query_one_raw(sea_orm::Statement::from_string(
                 db.get_database_backend(),
                 "SELECT COUNT(*) FROM information_schema.processlist \
-                 WHERE info LIKE 'UPDATE campaign_day_counters%'",
+                 WHERE info LIKE 'SELECT % FROM campaign_day_counters %FOR UPDATE'",
             ))
             .await
             .unwrap()
@@ -270,7 +270,7 @@ async fn a_frozen_instance_holds_the_others_up_only_until_the_database_rolls_it_
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     signal(&fleet.children[0], "STOP");
-    // The frozen instance's UPDATE now gets the counter row and keeps it, idle.
+    // The frozen instance's lane now gets the counter row and keeps it, idle.
     outside.rollback().await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
 

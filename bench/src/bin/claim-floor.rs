@@ -1,6 +1,7 @@
-//! `claim-floor`: the raw-SQL floor of the claim path. The service's own claim transaction
-//! (`pick_available` → `issue_codes` → `bump_counter_within_limit` → commit, the functions of
-//! `giftcodes::claim::queries`) run straight at the database with no HTTP, from C concurrent
+//! `claim-floor`: the raw-SQL floor of the claim path. The service's own claim round (its two
+//! reads, then the issuing transaction: lock the day counter, read the limit, pick … FOR UPDATE
+//! SKIP LOCKED, issue, write the counter, commit — `giftcodes::claim::round`) run straight at
+//! the database with no HTTP, from C concurrent
 //! tasks (one pooled connection each, READ COMMITTED as the service sets it) for D seconds,
 //! each transaction carrying `n` codes for `n` synthetic users. Prints one JSON line.
 //!
@@ -15,11 +16,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use chrono::{NaiveDate, SubsecRound, Utc};
+use chrono::{SubsecRound, Utc};
 use clap::Parser;
-use giftcodes::claim::queries::{self, Assignment};
+use giftcodes::claim::ClaimRefusal;
+use giftcodes::claim::queries::CounterLocks;
+use giftcodes::claim::round::{self, CampaignClaims, RoundContext, WriterMemory};
 use giftcodes::config::Cli;
-use giftcodes::domain::{CampaignName, CampaignTimeZone};
+use giftcodes::domain::{CampaignName, CampaignTimeZone, SystemClock, UserId};
 use giftcodes::store;
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use tokio::sync::Barrier;
@@ -178,21 +181,11 @@ impl Job {
         warm.rollback().await?;
         let deadline = Instant::now() + self.duration;
         let mut stats = TaskStats::default();
-        let mut counter_day: Option<NaiveDate> = None;
+        let mut memory = WriterMemory::default();
         let mut seq: u64 = 0;
         while Instant::now() < deadline && !self.stop.load(Ordering::Relaxed) {
-            let now = Utc::now().trunc_subsecs(0);
-            let day = now.date_naive();
-            if counter_day != Some(day) {
-                queries::ensure_counter_row(&self.db, self.campaign, day).await?;
-                counter_day = Some(day);
-            }
             let began = Instant::now();
-            match self.transaction(now, day, &mut seq).await {
-                Ok(0) => {
-                    stats.ran_out = true;
-                    self.stop.store(true, Ordering::Relaxed);
-                }
+            match self.round(&mut memory, &mut seq).await {
                 Ok(k) => {
                     stats.transactions += 1;
                     stats.codes += k as u64;
@@ -205,12 +198,13 @@ impl Job {
                         self.stop.store(true, Ordering::Relaxed);
                     }
                 }
-                Err(err) => {
-                    let key = error_key(&err);
-                    *stats.errors.entry(key).or_default() += 1;
+                Err(refusal) => {
+                    *stats.errors.entry(format!("{refusal:?}")).or_default() += 1;
                     if stats.errors.values().sum::<u64>() >= MAX_ERRORS_PER_TASK {
                         self.stop.store(true, Ordering::Relaxed);
-                        return Err(err);
+                        return Err(DbErr::Custom(format!(
+                            "too many failed rounds: {refusal:?}"
+                        )));
                     }
                 }
             }
@@ -218,53 +212,43 @@ impl Job {
         Ok(stats)
     }
 
-    /// One claim transaction; the number of codes it issued (0: none left to pick).
-    async fn transaction(
-        &self,
-        now: chrono::DateTime<Utc>,
-        day: NaiveDate,
-        seq: &mut u64,
-    ) -> Result<usize, DbErr> {
-        let txn = self.db.begin().await?;
-        let picked =
-            queries::pick_available(&txn, self.campaign, queries::IdRange::ALL, self.n).await?;
-        if picked.is_empty() {
-            txn.rollback().await?;
-            return Ok(0);
-        }
-        let users: Vec<String> = (0..picked.len())
-            .map(|i| format!("floor-{}-{}-{}", self.run, self.task, *seq + i as u64))
-            .collect();
-        let assignments: Vec<Assignment> = picked
-            .iter()
-            .zip(&users)
-            .map(|((code_id, _), user)| Assignment {
-                code_id: *code_id,
-                user_id: user,
-                claim_id: Uuid::now_v7(),
+    /// One claim round of the service (its reads and its issuing transaction) for `n` new
+    /// users; the number of codes it issued (fewer than `n`: the campaign ran dry).
+    async fn round(&self, memory: &mut WriterMemory, seq: &mut u64) -> Result<usize, ClaimRefusal> {
+        let users: Vec<UserId> = (0..self.n)
+            .map(|i| {
+                UserId::parse(&format!(
+                    "floor-{}-{}-{}",
+                    self.run,
+                    self.task,
+                    *seq + i as u64
+                ))
             })
-            .collect();
-        queries::issue_codes(&txn, &assignments, now, day).await?;
-        let k = picked.len();
-        if !queries::bump_counter_within_limit(&txn, self.campaign, day, k as i64).await? {
-            txn.rollback().await?;
-            return Err(DbErr::Custom("the day's counter row is missing".into()));
+            .collect::<Result<_, _>>()
+            .map_err(|_| ClaimRefusal::Internal)?;
+        *seq += self.n as u64;
+        let mut ctx = RoundContext {
+            db: &self.db,
+            clock: &SystemClock,
+            memory,
+            counter_locks: CounterLocks::Wait,
+            give_up_after: Duration::from_secs(2),
+        };
+        let claims = [CampaignClaims {
+            campaign_id: self.campaign,
+            users,
+        }];
+        let result = round::claim_round(&mut ctx, &claims).await;
+        let mut issued = 0;
+        for answer in result.answers.into_values() {
+            match answer {
+                Ok(_) => issued += 1,
+                Err(ClaimRefusal::OutOfStock) => {}
+                Err(refusal) => return Err(refusal),
+            }
         }
-        txn.commit().await?;
-        *seq += k as u64;
-        Ok(k)
+        Ok(issued)
     }
-}
-
-/// A short, stable name for an error (MySQL error number when there is one).
-fn error_key(err: &DbErr) -> String {
-    let text = err.to_string();
-    for number in ["1205", "1213", "1062"] {
-        if text.contains(number) {
-            return format!("mysql {number}");
-        }
-    }
-    text.chars().take(80).collect()
 }
 
 /// Creates a UTC campaign with no daily limit holding `codes` codes `FLOOR-<run>-<n>`.

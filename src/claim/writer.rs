@@ -1,0 +1,383 @@
+//! The claim writers — tasks that take queued requests, decide them in shared rounds and
+//! answer them — and the lanes that take over a campaign whose counter row stays held by
+//! another transaction, so that campaign waits alone.
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex as SyncMutex};
+use std::time::Duration;
+
+use sea_orm::DatabaseConnection;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+use super::plan::RoundPlan;
+use super::queries::CounterLocks;
+use super::round::{self, RoundContext, WriterMemory};
+use super::{ClaimRefusal, CoalescingSettings, Job};
+use crate::domain::Clock;
+
+/// A campaign whose requests were left out of this many shared rounds in a row (its counter
+/// row held elsewhere each time) is handed to a lane. A row held by another instance's round
+/// (a millisecond) is usually free by the next round; a row held for longer would otherwise
+/// cost a round trip per round for nothing.
+const LANE_AFTER_DEFERRALS: u32 = 3;
+/// How long a round made only of deferred requests waits for new ones (and gives the holder of
+/// their counter row time to commit) before it runs.
+const DEFERRED_PAUSE: Duration = Duration::from_millis(1);
+/// How long a lane with nothing to do stays open for its campaign before it hands the campaign
+/// back to the shared rounds.
+const LANE_IDLE: Duration = Duration::from_millis(100);
+
+/// What writers and lanes share.
+pub(super) struct Shared {
+    pub db: DatabaseConnection,
+    pub clock: Arc<dyn Clock>,
+    pub settings: CoalescingSettings,
+    pub lanes: Lanes,
+}
+
+impl Shared {
+    fn context<'a>(
+        &'a self,
+        memory: &'a mut WriterMemory,
+        locks: CounterLocks,
+    ) -> RoundContext<'a> {
+        RoundContext {
+            db: &self.db,
+            clock: self.clock.as_ref(),
+            memory,
+            counter_locks: locks,
+            give_up_after: self.settings.request_timeout,
+        }
+    }
+}
+
+/// A writer: takes what is queued (up to `max_batch`), runs it as one shared round, answers,
+/// and keeps the requests of deferred campaigns for its next round.
+pub(super) async fn run_writer(receiver: Arc<Mutex<mpsc::Receiver<Job>>>, shared: Arc<Shared>) {
+    let mut memory = WriterMemory::default();
+    let mut jobs = Vec::with_capacity(shared.settings.max_batch);
+    let mut deferred = Vec::new();
+    loop {
+        if !take_round(&receiver, &mut jobs, &mut deferred, shared.settings).await {
+            return;
+        }
+        // A caller that has gone (its claim timed out, or it disconnected) while the claim
+        // waited gets nothing issued: no code goes to someone who was told 503.
+        jobs.retain(|job| !job.reply.is_closed());
+        let plan = RoundPlan::of(shared.lanes.route(jobs.drain(..)));
+        if plan.request_count() == 0 {
+            continue;
+        }
+        let started = std::time::Instant::now();
+        let result = round::claim_round(
+            &mut shared.context(&mut memory, CounterLocks::Skip),
+            &plan.claims(),
+        )
+        .await;
+        tracing::debug!(
+            requests = plan.request_count(),
+            deferred_campaigns = result.deferred.len(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "claim round"
+        );
+        let unreachable = result
+            .answers
+            .values()
+            .any(|answer| matches!(answer, Err(ClaimRefusal::Unavailable)));
+        for mut job in plan.answer(&result) {
+            job.deferrals += 1;
+            deferred.push(job);
+        }
+        hand_over_to_lanes(&shared, &memory, &mut deferred);
+        if unreachable {
+            refuse_queued_as_unavailable(&receiver).await;
+        }
+    }
+}
+
+/// Moves the requests of campaigns deferred [`LANE_AFTER_DEFERRALS`] times to their lanes
+/// (while lanes are free; the others stay deferred).
+fn hand_over_to_lanes(shared: &Arc<Shared>, memory: &WriterMemory, deferred: &mut Vec<Job>) {
+    let (due, kept): (Vec<Job>, Vec<Job>) = deferred
+        .drain(..)
+        .partition(|job| job.deferrals >= LANE_AFTER_DEFERRALS);
+    *deferred = kept;
+    let mut by_campaign: HashMap<Uuid, Vec<Job>> = HashMap::new();
+    for job in due {
+        by_campaign.entry(job.campaign_id).or_default().push(job);
+    }
+    for (campaign_id, jobs) in by_campaign {
+        deferred.extend(shared.lanes.hand_over(shared, memory, campaign_id, jobs));
+    }
+}
+
+/// Answers `unavailable` at once to every claim that queued while a round found the database
+/// unreachable, so that none waits for the connection timeout more than once.
+async fn refuse_queued_as_unavailable(receiver: &Mutex<mpsc::Receiver<Job>>) {
+    let mut receiver = receiver.lock().await;
+    while let Ok(job) = receiver.try_recv() {
+        let _ = job.reply.send(Err(ClaimRefusal::Unavailable));
+    }
+}
+
+/// Fills `jobs` with the next round: the deferred requests first, then what is queued, up to
+/// `max_batch`. Without deferred requests it waits for the first one (the writers share the
+/// receiver: whoever holds its lock takes the next round, so rounds do not interleave); with
+/// them it waits at most [`DEFERRED_PAUSE`]. False when the queue is closed and nothing is
+/// deferred.
+async fn take_round(
+    receiver: &Mutex<mpsc::Receiver<Job>>,
+    jobs: &mut Vec<Job>,
+    deferred: &mut Vec<Job>,
+    settings: CoalescingSettings,
+) -> bool {
+    let mut receiver = receiver.lock().await;
+    if deferred.is_empty() {
+        let Some(first) = receiver.recv().await else {
+            return false;
+        };
+        jobs.push(first);
+    } else {
+        jobs.append(deferred);
+        if let Ok(Some(job)) = tokio::time::timeout(DEFERRED_PAUSE, receiver.recv()).await {
+            jobs.push(job);
+        }
+    }
+    while jobs.len() < settings.max_batch {
+        match receiver.try_recv() {
+            Ok(job) => jobs.push(job),
+            Err(_) if settings.linger.is_zero() => break,
+            Err(_) => match tokio::time::timeout(settings.linger, receiver.recv()).await {
+                Ok(Some(job)) => jobs.push(job),
+                _ => break,
+            },
+        }
+    }
+    true
+}
+
+/// The open lanes: at most `settings.lanes` at once, each one campaign's own writer that waits
+/// for that campaign's counter row (`FOR UPDATE`, bounded by the session's lock-wait timeout)
+/// on its own connection while the shared rounds go on without it.
+pub(super) struct Lanes {
+    open: SyncMutex<HashMap<Uuid, mpsc::Sender<Job>>>,
+    tasks: SyncMutex<JoinSet<()>>,
+    permits: Arc<Semaphore>,
+}
+
+impl Lanes {
+    pub(super) fn new(max_open: usize) -> Self {
+        Self {
+            open: SyncMutex::new(HashMap::new()),
+            tasks: SyncMutex::new(JoinSet::new()),
+            permits: Arc::new(Semaphore::new(max_open)),
+        }
+    }
+
+    /// Sends the requests of campaigns that have an open lane to it; returns the others.
+    fn route(&self, jobs: impl Iterator<Item = Job>) -> Vec<Job> {
+        let mut open = self.open.lock().expect("lanes lock");
+        if open.is_empty() {
+            return jobs.collect();
+        }
+        let mut rest = Vec::new();
+        for job in jobs {
+            let Some(lane) = open.get(&job.campaign_id) else {
+                rest.push(job);
+                continue;
+            };
+            match lane.try_send(job) {
+                Ok(()) => {}
+                Err(TrySendError::Closed(job)) => {
+                    open.remove(&job.campaign_id);
+                    rest.push(job);
+                }
+                Err(TrySendError::Full(job)) => rest.push(job),
+            }
+        }
+        rest
+    }
+
+    /// Gives one campaign's requests to its lane, opening one if a lane is free; returns the
+    /// requests it could not take.
+    fn hand_over(
+        &self,
+        shared: &Arc<Shared>,
+        memory: &WriterMemory,
+        campaign_id: Uuid,
+        jobs: Vec<Job>,
+    ) -> Vec<Job> {
+        let mut open = self.open.lock().expect("lanes lock");
+        if open.get(&campaign_id).is_none_or(mpsc::Sender::is_closed) {
+            let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+                return jobs;
+            };
+            let (sender, receiver) = mpsc::channel(shared.settings.max_batch * 16);
+            open.insert(campaign_id, sender);
+            tracing::info!(%campaign_id, "counter row held elsewhere: the campaign waits in its own lane");
+            let lane = run_lane(
+                receiver,
+                shared.clone(),
+                WriterMemory::seeded_from(memory, campaign_id),
+                permit,
+            );
+            self.tasks.lock().expect("lanes lock").spawn(lane);
+        }
+        let lane = &open[&campaign_id];
+        jobs.into_iter()
+            .filter_map(|job| match lane.try_send(job) {
+                Ok(()) => None,
+                Err(TrySendError::Closed(job) | TrySendError::Full(job)) => Some(job),
+            })
+            .collect()
+    }
+
+    /// Closes every lane and waits until each has answered what it holds.
+    pub(super) async fn finish(&self) {
+        self.open.lock().expect("lanes lock").clear();
+        let mut tasks = std::mem::take(&mut *self.tasks.lock().expect("lanes lock"));
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+/// A lane: rounds of one campaign that wait for its counter row, until it has had nothing to
+/// do for [`LANE_IDLE`].
+async fn run_lane(
+    mut receiver: mpsc::Receiver<Job>,
+    shared: Arc<Shared>,
+    mut memory: WriterMemory,
+    _permit: OwnedSemaphorePermit,
+) {
+    let mut jobs = Vec::with_capacity(shared.settings.max_batch);
+    loop {
+        match tokio::time::timeout(LANE_IDLE, receiver.recv()).await {
+            Ok(Some(job)) => jobs.push(job),
+            Ok(None) => return,
+            // Closed, it still yields what was sent before: those are answered, then it ends.
+            Err(_) => {
+                receiver.close();
+                continue;
+            }
+        }
+        while jobs.len() < shared.settings.max_batch {
+            match receiver.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        jobs.retain(|job| !job.reply.is_closed());
+        let plan = RoundPlan::of(jobs.drain(..));
+        if plan.request_count() == 0 {
+            continue;
+        }
+        let result = round::claim_round(
+            &mut shared.context(&mut memory, CounterLocks::Wait),
+            &plan.claims(),
+        )
+        .await;
+        // A lane waits for its counter row, so nothing comes back deferred.
+        for job in plan.answer(&result) {
+            let _ = job.reply.send(Err(ClaimRefusal::Contended));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::UserId;
+    use tokio::sync::oneshot;
+
+    fn job(campaign_id: Uuid, user: &str) -> Job {
+        Job {
+            campaign_id,
+            user: UserId::parse(user).unwrap(),
+            reply: oneshot::channel().0,
+            deferrals: 0,
+        }
+    }
+
+    fn settings(max_batch: usize) -> CoalescingSettings {
+        CoalescingSettings {
+            writers: 1,
+            max_batch,
+            linger: Duration::ZERO,
+            request_timeout: Duration::from_secs(1),
+            lanes: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_round_takes_what_is_queued_up_to_the_maximum() {
+        let (queue, receiver) = mpsc::channel(16);
+        let campaign = Uuid::new_v4();
+        for i in 0..6 {
+            queue.send(job(campaign, &format!("u{i}"))).await.unwrap();
+        }
+        let receiver = Mutex::new(receiver);
+        let (mut jobs, mut deferred) = (Vec::new(), Vec::new());
+        assert!(take_round(&receiver, &mut jobs, &mut deferred, settings(4)).await);
+        assert_eq!(jobs.len(), 4, "coalesced up to max_batch");
+        jobs.clear();
+        assert!(take_round(&receiver, &mut jobs, &mut deferred, settings(4)).await);
+        assert_eq!(jobs.len(), 2, "the rest, without waiting for more");
+        drop(queue);
+        jobs.clear();
+        assert!(!take_round(&receiver, &mut jobs, &mut deferred, settings(4)).await);
+    }
+
+    #[tokio::test]
+    async fn deferred_requests_come_first_and_keep_a_closed_queue_going() {
+        let (queue, receiver) = mpsc::channel(16);
+        let campaign = Uuid::new_v4();
+        queue.send(job(campaign, "new")).await.unwrap();
+        drop(queue);
+        let receiver = Mutex::new(receiver);
+        let mut deferred = vec![job(campaign, "old")];
+        let mut jobs = Vec::new();
+        assert!(take_round(&receiver, &mut jobs, &mut deferred, settings(4)).await);
+        let users: Vec<&str> = jobs.iter().map(|job| job.user.as_str()).collect();
+        assert_eq!(users, ["old", "new"]);
+        assert!(deferred.is_empty());
+        jobs.clear();
+        assert!(!take_round(&receiver, &mut jobs, &mut deferred, settings(4)).await);
+    }
+
+    #[tokio::test]
+    async fn with_a_linger_a_round_waits_for_claims_that_arrive_meanwhile() {
+        let (queue, receiver) = mpsc::channel(16);
+        let campaign = Uuid::new_v4();
+        queue.send(job(campaign, "early")).await.unwrap();
+        let late = queue.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            late.send(job(campaign, "late")).await.unwrap();
+        });
+        let lingering = CoalescingSettings {
+            linger: Duration::from_millis(500),
+            ..settings(2)
+        };
+        let mut jobs = Vec::new();
+        let receiver = Mutex::new(receiver);
+        assert!(take_round(&receiver, &mut jobs, &mut Vec::new(), lingering).await);
+        assert_eq!(jobs.len(), 2, "the late claim joined the round");
+    }
+
+    #[test]
+    fn requests_of_a_campaign_with_an_open_lane_go_to_it() {
+        let lanes = Lanes::new(1);
+        let (with_lane, without) = (Uuid::new_v4(), Uuid::new_v4());
+        let (sender, mut lane) = mpsc::channel(4);
+        lanes.open.lock().unwrap().insert(with_lane, sender);
+        let rest = lanes.route([job(with_lane, "a"), job(without, "b")].into_iter());
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].campaign_id, without);
+        assert_eq!(lane.try_recv().unwrap().user.as_str(), "a");
+        drop(lane);
+        let rest = lanes.route([job(with_lane, "c")].into_iter());
+        assert_eq!(rest.len(), 1, "a closed lane hands its campaign back");
+        assert!(lanes.open.lock().unwrap().is_empty());
+    }
+}
