@@ -31,6 +31,14 @@ impl Drop for Fleet {
 }
 
 async fn start_fleet(database_url: &str) -> Fleet {
+    start_fleet_with(database_url, |_| Vec::new()).await
+}
+
+/// A fleet whose instance `i` gets the extra environment `extra_env(i)`.
+async fn start_fleet_with(
+    database_url: &str,
+    extra_env: impl Fn(usize) -> Vec<(&'static str, String)>,
+) -> Fleet {
     let binary = env!("CARGO_BIN_EXE_giftcodes");
     let migrated = Command::new(binary)
         .arg("migrate")
@@ -43,10 +51,11 @@ async fn start_fleet(database_url: &str) -> Fleet {
         children: Vec::new(),
         addresses: Vec::new(),
     };
-    for _ in 0..PROCESSES {
+    for instance in 0..PROCESSES {
         let port = free_port();
         let child = Command::new(binary)
             .arg("serve")
+            .envs(extra_env(instance))
             .env("GIFTCODES_LISTEN", format!("127.0.0.1:{port}"))
             .env("DATABASE_URL", database_url)
             .env("GIFTCODES_MIGRATE", "false")
@@ -332,4 +341,82 @@ async fn scalar(db: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
         .unwrap()
         .unwrap();
     row.try_get_by_index::<i64>(0).unwrap()
+}
+
+/// Where Debian's `faketime` package puts the library (`scripts/test-tools.sh` installs it).
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// One instance's clock runs a day and a half behind (libfaketime): it still counts claims
+/// against the database's day, inside the database's window, under one shared limit.
+#[tokio::test]
+async fn an_instance_whose_clock_is_hours_off_claims_on_the_databases_day() {
+    use sea_orm::ConnectionTrait;
+
+    assert!(
+        std::path::Path::new(LIBFAKETIME).exists(),
+        "{LIBFAKETIME} is missing: run bash scripts/test-tools.sh (installs Debian's faketime)"
+    );
+    let (url, _database) = create_database(Backend::MariaDb).await;
+    let skewed = 0;
+    let fleet = start_fleet_with(&url, |instance| {
+        if instance != skewed {
+            return Vec::new();
+        }
+        vec![
+            ("LD_PRELOAD", LIBFAKETIME.to_owned()),
+            ("FAKETIME", "-36h".to_owned()),
+            // Timers and timeouts keep the real monotonic clock.
+            ("FAKETIME_DONT_FAKE_MONOTONIC", "1".to_owned()),
+        ]
+    })
+    .await;
+    let db = sea_orm::Database::connect(&url).await.unwrap();
+    let scalar = |sql: &'static str| {
+        let db = db.clone();
+        async move {
+            db.query_one_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                sql,
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get_by_index::<String>(0)
+            .unwrap()
+        }
+    };
+    let database_day = scalar("SELECT CAST(UTC_DATE() AS CHAR)").await;
+    let window_start =
+        scalar("SELECT DATE_FORMAT(UTC_TIMESTAMP() - INTERVAL 1 HOUR, '%Y-%m-%dT%H:%i:%sZ')").await;
+    // Opened an hour ago by the database's clock: 35 hours in the skewed instance's future.
+    let id = create_campaign(
+        &fleet,
+        json!({ "name": "Skew", "daily_limit": 3, "time_zone": "UTC", "starts_at": window_start }),
+    )
+    .await;
+    load_codes(&fleet, &id, "SKEW", 20).await;
+
+    let mut answers = Vec::new();
+    for user in ["a", "b"] {
+        answers.push(claim_via(&fleet.addresses[1], &id, user).await);
+    }
+    for user in ["c", "d"] {
+        answers.push(claim_via(&fleet.addresses[skewed], &id, user).await);
+    }
+    let statuses: Vec<u16> = answers.iter().map(|(status, _)| *status).collect();
+    assert_eq!(statuses, [201, 201, 201, 409], "{answers:?}");
+    for (_, body) in &answers[..3] {
+        assert_eq!(body["day"], database_day.as_str(), "{body}");
+    }
+    assert_eq!(answers[3].1["code"], "daily_limit_reached");
+    let skewed_issue = &answers[2].1;
+    let issued_at =
+        chrono::DateTime::parse_from_rfc3339(skewed_issue["issued_at"].as_str().unwrap()).unwrap();
+    let off_by = (chrono::Utc::now() - issued_at.to_utc())
+        .num_seconds()
+        .abs();
+    assert!(
+        off_by < 60,
+        "issued_at follows the database's clock: {skewed_issue}"
+    );
 }
