@@ -13,7 +13,8 @@
 //! The shared round locks its campaigns' counter rows with `FOR UPDATE SKIP LOCKED`, the only
 //! locks it could wait for besides an operator's brief change of a campaign row. A campaign
 //! whose counter row another transaction holds is left out of the round (deferred) and tried
-//! again in the next one; after three deferrals in a row its requests go to a lane
+//! again in the next one, and so are users who found every available code locked by others;
+//! after three deferrals in a row the requests go to their campaign's lane
 //! (`writer::Lanes`): that campaign's own writer, on its own connection, which waits for the row
 //! (at most the session's lock-wait timeout, and the claim timeout in all). So a row held by a
 //! frozen instance or a long transaction stalls that campaign's claims only.
@@ -54,7 +55,8 @@
 //! `SKIP LOCKED` returns nothing when every free row is locked by another transaction, and the
 //! pick starts above a per-writer cursor (see `round::pick`) before it looks below. A shortfall
 //! is answered `out_of_stock` only after a plain (non-skipping) read finds no available code
-//! in committed data; otherwise the users wait briefly and scan again.
+//! in committed data; otherwise those users come back in the next round (and, if the codes
+//! stay locked, wait in their campaign's lane, which scans again until the claim timeout).
 mod plan;
 pub mod queries;
 pub mod round;

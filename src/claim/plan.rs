@@ -48,15 +48,12 @@ impl RoundPlan {
     }
 
     /// Sends every request its answer: the first request of a user gets the new claim, its
-    /// repeats in the round get replays of it. Returns, unanswered, the requests of the
-    /// campaigns the round deferred.
+    /// repeats in the round get replays of it. Returns, unanswered, the requests the round
+    /// deferred (no answer, in a campaign it deferred).
     pub(super) fn answer(self, result: &RoundResult) -> Vec<Job> {
         let mut deferred = Vec::new();
         for (campaign_id, jobs) in self.groups {
-            if result.deferred.contains(&campaign_id) {
-                deferred.extend(jobs);
-                continue;
-            }
+            let campaign_deferred = result.deferred.contains(&campaign_id);
             let mut answered_new = HashSet::with_capacity(jobs.len());
             for job in jobs {
                 let answer = match result.answers.get(&(campaign_id, job.user.clone())) {
@@ -69,6 +66,10 @@ impl RoundPlan {
                         Ok(ClaimOutcome::Replayed(claim.clone()))
                     }
                     Some(Err(refusal)) => Err(refusal.clone()),
+                    None if campaign_deferred => {
+                        deferred.push(job);
+                        continue;
+                    }
                     None => {
                         tracing::error!(%campaign_id, "a claim round left a request unanswered");
                         Err(ClaimRefusal::Internal)
@@ -143,13 +144,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_users_repeat_gets_a_replay_and_deferred_campaigns_come_back_unanswered() {
+    async fn a_users_repeat_gets_a_replay_and_only_unanswered_deferred_requests_come_back() {
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         let (first, first_answer) = job(a, "u1");
         let (repeat, repeat_answer) = job(a, "u1");
         let (refused, refused_answer) = job(a, "u2");
         let (waiting, _) = job(b, "u3");
-        let plan = RoundPlan::of([first, repeat, refused, waiting]);
+        let (replayed, replayed_answer) = job(b, "u4");
+        let plan = RoundPlan::of([first, repeat, refused, waiting, replayed]);
         let issued = claim(a, "u1");
         let mut result = RoundResult::default();
         result.answers.insert(
@@ -159,6 +161,11 @@ mod tests {
         result.answers.insert(
             (a, UserId::parse("u2").unwrap()),
             Err(ClaimRefusal::OutOfStock),
+        );
+        let earlier = claim(b, "u4");
+        result.answers.insert(
+            (b, UserId::parse("u4").unwrap()),
+            Ok(ClaimOutcome::Replayed(earlier.clone())),
         );
         result.deferred.push(b);
         let deferred = plan.answer(&result);
@@ -171,8 +178,13 @@ mod tests {
             Ok(ClaimOutcome::Replayed(issued))
         );
         assert_eq!(refused_answer.await.unwrap(), Err(ClaimRefusal::OutOfStock));
+        assert_eq!(
+            replayed_answer.await.unwrap(),
+            Ok(ClaimOutcome::Replayed(earlier)),
+            "an answered user of a deferred campaign is answered"
+        );
         assert_eq!(deferred.len(), 1);
-        assert_eq!(deferred[0].campaign_id, b);
+        assert_eq!(deferred[0].user.as_str(), "u3");
     }
 
     #[tokio::test]

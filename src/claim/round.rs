@@ -75,8 +75,8 @@ pub struct RoundContext<'a> {
 #[derive(Debug, Default)]
 pub struct RoundResult {
     pub answers: HashMap<(Uuid, UserId), Result<ClaimOutcome, ClaimRefusal>>,
-    /// Campaigns left out because another transaction held their counter row (only with
-    /// [`CounterLocks::Skip`]); their users have no answer.
+    /// Campaigns some of whose users were left out (only with [`CounterLocks::Skip`]): another
+    /// transaction held the counter row, or every available code. Those users have no answer.
     pub deferred: Vec<Uuid>,
 }
 
@@ -106,6 +106,14 @@ pub async fn claim_round(ctx: &mut RoundContext<'_>, claims: &[CampaignClaims]) 
     while !pending.is_empty() {
         match attempt(ctx, &pending, &mut result).await {
             Ok(stock_locked) if stock_locked.is_empty() => break,
+            // A shared round does not wait for stock others hold: those users come back in the
+            // next round (and, if it lasts, in their campaign's lane, which waits here).
+            Ok(stock_locked) if ctx.counter_locks == CounterLocks::Skip => {
+                result
+                    .deferred
+                    .extend(stock_locked.iter().map(|claims| claims.campaign_id));
+                break;
+            }
             Ok(stock_locked) if Instant::now() + LOCKED_STOCK_BACKOFF < give_up_at => {
                 pending = stock_locked;
                 tokio::time::sleep(LOCKED_STOCK_BACKOFF).await;
