@@ -4,32 +4,31 @@
 //! # Shape
 //! Requests go to a bounded queue. A writer task takes whatever is queued (up to `max_batch`,
 //! waiting `linger` for more only if configured, so an idle service adds no delay) and decides
-//! it as one round (`round::claim_round`): two reads (the campaigns with their day counters and
-//! the database's clock; the users' existing claims), then one issuing transaction for every
-//! campaign of the round. Each request is answered only after that transaction has committed.
+//! it as one round (`round::claim_round`): a read of the users' existing claims (and, for a
+//! campaign the writer has not seen yet, of the campaign), then one issuing transaction for
+//! every campaign of the round. Each request is answered only after that transaction has committed.
 //! Repeats of one user inside a round share one result (`plan`).
 //!
 //! # Isolation: one campaign never holds back another
-//! The shared round locks its campaigns' counter rows with `FOR UPDATE SKIP LOCKED`, the only
-//! locks it could wait for besides an operator's brief change of a campaign row. A campaign
-//! whose counter row another transaction holds is left out of the round (deferred) and tried
-//! again in the next one, and so are users who found every available code locked by others;
-//! after three deferrals in a row the requests go to their campaign's lane
-//! (`writer::Lanes`): that campaign's own writer, on its own connection, which waits for the row
-//! (at most the session's lock-wait timeout, and the claim timeout in all). So a row held by a
-//! frozen instance or a long transaction stalls that campaign's claims only.
+//! The shared round locks its campaigns' counter rows and campaign rows with `FOR UPDATE SKIP
+//! LOCKED`: it never waits for a row lock. A campaign whose rows another transaction holds (an
+//! instance's round, a frozen instance, an operator's change) is left out of the round
+//! (deferred) and tried again in the next one, and so are users who found every available code
+//! locked by others; after three deferrals in a row the requests go to their campaign's lane
+//! (`writer::Lanes`): that campaign's own writer, on its own connection, which waits for the
+//! rows (at most the session's lock-wait timeout, and the claim timeout in all). So a row held
+//! by a frozen instance or a long transaction stalls that campaign's claims only.
 //!
 //! # Why the cap is exact
-//! Every issuing transaction holds the counter row of each campaign-day it issues for, from
-//! before it decides until it commits, and the codes it marks issued commit together with the
-//! counter's new value. Writes to one row are serialized by its row lock and each locking read
-//! sees the latest committed value, so:
-//! * **The limit** is read inside the issuing transaction under a shared lock on the campaign
-//!   row (`LOCK IN SHARE MODE`), taken while the counter row is held; an operator's change of
-//!   the limit needs that row exclusively. So the change and the claim transactions are
-//!   serialized explicitly: a transaction that read the old limit commits before the change
-//!   can answer, and every transaction after it reads the new one. A lowered limit holds from
-//!   the moment the PATCH answers.
+//! Every issuing transaction locks, for each campaign-day it issues for, the day's counter row
+//! and the campaign's row (`FOR UPDATE`, counter first, in key order), holds them until it
+//! commits, and decides from what that locking read returns — the counter, the daily limit,
+//! `active` and the window, and the database's clock; the codes it marks issued commit together
+//! with the counter's new value. Writes to one row are serialized by its row lock and each
+//! locking read sees the latest committed value, so:
+//! * **An operator's change** (limit, `active`, window) updates the campaign row and so waits
+//!   for every claim transaction holding it; every transaction after it reads the new value.
+//!   A lowered limit or a deactivation holds from the moment the PATCH answers.
 //! * **Far from the limit** (counter + wanted ≤ limit) the locked counter decides: it already
 //!   includes every committed issue of the day, and nobody else can issue for that day until
 //!   this transaction commits, so all wanted claims fit.
@@ -37,18 +36,22 @@
 //!   COMMITTED: the count sees every transaction that committed before us): the transaction
 //!   issues `min(wanted, limit - count)` and writes `count + issued` back.
 //!
-//! The day is full when the counter equals the limit; later requests are refused from the
-//! committed counter alone, without a transaction. A refusal happens only when the committed
-//! total plus this round's claims would pass the limit, and the exact count then issues exactly
-//! the room left: the cap is neither exceeded nor under-filled, across any number of writers,
-//! lanes and instances, which share only the database. Counter rows are created (at 0) before
-//! the transaction, in a statement of their own, so a transaction only locks rows that exist
-//! and "not returned by `SKIP LOCKED`" means "held by another".
+//! The day is full when the counter reaches the limit; the rest is refused. A refusal happens
+//! only when the committed total plus this round's claims would pass the limit, and the exact
+//! count then issues exactly the room left: the cap is neither exceeded nor under-filled,
+//! across any number of writers, lanes and instances, which share only the database. Counter
+//! rows are created (at 0) before the transaction, in a statement of their own, so a
+//! transaction only locks rows that exist and "not returned by `SKIP LOCKED`" means "held by
+//! another". Waiting is only ever for rows in that order (a lane: counter, then campaign; an
+//! operator's change: the campaign row alone), so claim transactions cannot deadlock each
+//! other; the database breaks any cycle it finds and the round is retried.
 //!
 //! # One clock
-//! The instant of a round is the database's clock (`UTC_TIMESTAMP()`), read with the campaigns
-//! just before the transaction: it decides the campaign's window, the day a claim counts
-//! against, `Retry-After` and `issued_at`. Instances whose own clocks disagree still agree on
+//! The instant of a claim is the database's clock (`UTC_TIMESTAMP()`), read by the locking
+//! statement: it decides the campaign's window, the day the claim counts against,
+//! `Retry-After` and `issued_at`. The writer picks the day's counter to lock from its estimate
+//! of that clock and checks it against the instant returned; a campaign whose day turned out
+//! different (midnight) is decided again. Instances whose own clocks disagree still agree on
 //! the day, since they all read it from the one database.
 //!
 //! # No false sold-out

@@ -124,60 +124,102 @@ pub async fn counters(
     db: &impl ConnectionTrait,
     keys: &[DayKey],
 ) -> Result<HashMap<DayKey, i64>, DbErr> {
-    read_counters(db, keys, "").await
-}
-
-/// How [`lock_counters`] treats a counter row another transaction holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CounterLocks {
-    /// Leave it out of the answer (`FOR UPDATE SKIP LOCKED`): the round goes on without it.
-    Skip,
-    /// Wait for it (`FOR UPDATE`), at most the session's lock-wait timeout.
-    Wait,
-}
-
-/// Locks the counter rows of `keys` (`FOR UPDATE`, in key order) and returns their values.
-/// With [`CounterLocks::Skip`] a row another transaction holds is left out, so this never
-/// waits. On SQLite the immediate transaction already holds the only write lock.
-pub async fn lock_counters(
-    db: &impl ConnectionTrait,
-    keys: &[DayKey],
-    mode: CounterLocks,
-) -> Result<HashMap<DayKey, i64>, DbErr> {
-    let locking = match (db.get_database_backend(), mode) {
-        (DbBackend::Sqlite, _) => "",
-        (_, CounterLocks::Skip) => " FOR UPDATE SKIP LOCKED",
-        (_, CounterLocks::Wait) => " FOR UPDATE",
-    };
-    read_counters(db, keys, locking).await
-}
-
-async fn read_counters(
-    db: &impl ConnectionTrait,
-    keys: &[DayKey],
-    locking: &str,
-) -> Result<HashMap<DayKey, i64>, DbErr> {
     let sql = format!(
-        "SELECT campaign_id, day, issued FROM campaign_day_counters WHERE {} \
-         ORDER BY campaign_id, day{locking}",
+        "SELECT campaign_id, day, issued FROM campaign_day_counters WHERE {}",
         pairs_in(
             db.get_database_backend(),
             "campaign_id, day",
             keys.len().next_power_of_two()
         )
     );
-    let mut values = Vec::with_capacity(2 * keys.len().next_power_of_two());
-    for (campaign_id, day) in padded(keys) {
-        values.push(Value::from(*campaign_id));
-        values.push(Value::from(*day));
-    }
-    let rows = db.query_all_raw(statement(db, sql, values)).await?;
+    let rows = db
+        .query_all_raw(statement(db, sql, key_values(keys)))
+        .await?;
     rows.into_iter()
         .map(|row| {
             let key = (row.try_get_by_index(0)?, row.try_get_by_index(1)?);
             Ok((key, i64::from(row.try_get_by_index::<i32>(2)?)))
         })
         .collect()
+}
+
+/// How [`lock_campaign_days`] treats rows another transaction holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CounterLocks {
+    /// Leave them out of the answer (`FOR UPDATE SKIP LOCKED`): the round goes on without them.
+    Skip,
+    /// Wait for them (`FOR UPDATE`), at most the session's lock-wait timeout.
+    Wait,
+}
+
+/// A campaign-day as the issuing transaction sees it, under its locks.
+#[derive(Debug, Clone)]
+pub struct LockedDay {
+    pub issued: i64,
+    pub active: bool,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub daily_limit: Option<i32>,
+    /// The database's clock when the row was read.
+    pub now: DateTime<Utc>,
+}
+
+/// Locks the counter rows of `keys` and their campaigns' rows (`FOR UPDATE`, counters first,
+/// in key order) and returns what the transaction decides with: the day's count, the
+/// campaign's settings as committed, and the database's clock. With [`CounterLocks::Skip`] a
+/// key whose counter or campaign row another transaction holds is left out, so this never
+/// waits. On SQLite the immediate transaction already holds the only write lock.
+pub async fn lock_campaign_days(
+    db: &impl ConnectionTrait,
+    keys: &[DayKey],
+    mode: CounterLocks,
+) -> Result<HashMap<DayKey, LockedDay>, DbErr> {
+    let backend = db.get_database_backend();
+    let (join, now, locking) = match (backend, mode) {
+        (DbBackend::Sqlite, _) => ("JOIN", "strftime('%Y-%m-%d %H:%M:%S', 'now')", ""),
+        (_, CounterLocks::Skip) => (
+            "STRAIGHT_JOIN",
+            "UTC_TIMESTAMP()",
+            " FOR UPDATE SKIP LOCKED",
+        ),
+        (_, CounterLocks::Wait) => ("STRAIGHT_JOIN", "UTC_TIMESTAMP()", " FOR UPDATE"),
+    };
+    let sql = format!(
+        "SELECT d.campaign_id, d.day, d.issued, c.active, c.starts_at, c.ends_at, \
+         c.daily_limit, {now} FROM campaign_day_counters d {join} campaigns c \
+         ON c.id = d.campaign_id WHERE {} ORDER BY d.campaign_id, d.day{locking}",
+        pairs_in(
+            backend,
+            "d.campaign_id, d.day",
+            keys.len().next_power_of_two()
+        )
+    );
+    let rows = db
+        .query_all_raw(statement(db, sql, key_values(keys)))
+        .await?;
+    rows.into_iter()
+        .map(|row| {
+            let key = (row.try_get_by_index(0)?, row.try_get_by_index(1)?);
+            let locked = LockedDay {
+                issued: i64::from(row.try_get_by_index::<i32>(2)?),
+                active: row.try_get_by_index(3)?,
+                starts_at: row.try_get_by_index(4)?,
+                ends_at: row.try_get_by_index(5)?,
+                daily_limit: row.try_get_by_index(6)?,
+                now: row.try_get_by_index::<NaiveDateTime>(7)?.and_utc(),
+            };
+            Ok((key, locked))
+        })
+        .collect()
+}
+
+fn key_values(keys: &[DayKey]) -> Vec<Value> {
+    let mut values = Vec::with_capacity(2 * keys.len().next_power_of_two());
+    for (campaign_id, day) in padded(keys) {
+        values.push(Value::from(*campaign_id));
+        values.push(Value::from(*day));
+    }
+    values
 }
 
 /// Creates the counter rows of `keys` at 0 where they do not exist (run on its own, before the
@@ -188,15 +230,10 @@ pub async fn ensure_counter_rows(db: &impl ConnectionTrait, keys: &[DayKey]) -> 
         _ => "INSERT IGNORE",
     };
     let rows = vec!["(?, ?, 0)"; keys.len().next_power_of_two()].join(", ");
-    let mut values = Vec::with_capacity(2 * keys.len().next_power_of_two());
-    for (campaign_id, day) in padded(keys) {
-        values.push(Value::from(*campaign_id));
-        values.push(Value::from(*day));
-    }
     db.execute_raw(statement(
         db,
         format!("{verb} INTO campaign_day_counters (campaign_id, day, issued) VALUES {rows}"),
-        values,
+        key_values(keys),
     ))
     .await?;
     Ok(())
@@ -230,32 +267,6 @@ pub async fn set_counters(
     ))
     .await?;
     Ok(())
-}
-
-/// The campaigns' daily limits (`None`: no limit), read under a shared lock on their rows
-/// (`LOCK IN SHARE MODE`, which MySQL 8.0 and MariaDB both accept), in id order. Changing a
-/// limit needs the row exclusively, so the change and every claim transaction are serialized:
-/// a claim that read the old limit commits before the change can answer, and one that starts
-/// after reads the new limit. Claim transactions take these locks only while they hold the
-/// campaigns' day counters. On SQLite the immediate transaction is the only writer, so a plain
-/// read is as good. A campaign missing from the answer no longer exists.
-pub async fn locked_daily_limits(
-    db: &impl ConnectionTrait,
-    ids: &[Uuid],
-) -> Result<HashMap<Uuid, Option<i32>>, DbErr> {
-    let locking = match db.get_database_backend() {
-        DbBackend::Sqlite => "",
-        _ => " LOCK IN SHARE MODE",
-    };
-    let sql = format!(
-        "SELECT id, daily_limit FROM campaigns WHERE id IN {} ORDER BY id{locking}",
-        placeholders(ids.len().next_power_of_two())
-    );
-    let values = padded(ids).map(|id| Value::from(*id)).collect();
-    let rows = db.query_all_raw(statement(db, sql, values)).await?;
-    rows.into_iter()
-        .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
-        .collect()
 }
 
 /// The exact number of codes the campaign issued on `day`.

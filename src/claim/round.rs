@@ -1,6 +1,6 @@
 //! One claim round: the claims of one or more campaigns, decided in one issuing transaction
 //! (retried on contention) after the replays and the campaign checks.
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -12,7 +12,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::queries::{
-    self, Assignment, CampaignState, CounterLocks, DayKey, IdRange, PickPart, Picked,
+    self, Assignment, CounterLocks, DayKey, IdRange, LockedDay, PickPart, Picked,
 };
 use super::{ClaimOutcome, ClaimRefusal, IssuedClaim};
 use crate::domain::{Clock, UserId, local_day, seconds_until_next_local_midnight};
@@ -23,6 +23,9 @@ use crate::store::failure::{DbFailure, classify};
 const MAX_RETRIES: u32 = 8;
 /// How long to wait before scanning again when codes exist but other transactions hold them.
 const LOCKED_STOCK_BACKOFF: Duration = Duration::from_millis(2);
+/// How many known counter rows a writer remembers before it starts over (a day's worth of
+/// campaigns many times over; forgetting costs one read per campaign).
+const KNOWN_COUNTERS_KEPT: usize = 100_000;
 
 /// The claims of one campaign in a round: distinct users, in request order.
 #[derive(Debug, Clone)]
@@ -39,8 +42,10 @@ pub struct WriterMemory {
     /// Per campaign, the highest code id this writer has issued: see [`pick_parts`].
     pick_cursors: HashMap<Uuid, i64>,
     /// The database's clock minus this machine's at the last round: used only to guess which
-    /// day's counters to read with the campaign (a wrong guess costs one more read).
+    /// day a campaign is on (the guess is checked under the locks; a wrong one costs a retry).
     clock_offset: chrono::Duration,
+    /// Campaign-day counter rows known to exist (they are never deleted).
+    known_counters: HashSet<DayKey>,
 }
 
 impl WriterMemory {
@@ -105,23 +110,23 @@ pub async fn claim_round(ctx: &mut RoundContext<'_>, claims: &[CampaignClaims]) 
     let give_up_at = Instant::now() + ctx.give_up_after;
     while !pending.is_empty() {
         match attempt(ctx, &pending, &mut result).await {
-            Ok(stock_locked) if stock_locked.is_empty() => break,
-            // A shared round does not wait for stock others hold: those users come back in the
-            // next round (and, if it lasts, in their campaign's lane, which waits here).
-            Ok(stock_locked) if ctx.counter_locks == CounterLocks::Skip => {
+            Ok(unfinished) if unfinished.is_empty() => break,
+            // A shared round waits for nothing: what it could not finish comes back in the
+            // next round (and, if that lasts, in the campaign's lane, which waits here).
+            Ok(unfinished) if ctx.counter_locks == CounterLocks::Skip => {
                 result
                     .deferred
-                    .extend(stock_locked.iter().map(|claims| claims.campaign_id));
+                    .extend(unfinished.into_iter().map(|(claims, _)| claims.campaign_id));
                 break;
             }
-            Ok(stock_locked) if Instant::now() + LOCKED_STOCK_BACKOFF < give_up_at => {
-                pending = stock_locked;
+            Ok(unfinished) if Instant::now() + LOCKED_STOCK_BACKOFF < give_up_at => {
                 tokio::time::sleep(LOCKED_STOCK_BACKOFF).await;
+                pending = unfinished.into_iter().map(|(claims, _)| claims).collect();
             }
-            Ok(stock_locked) => {
-                for claims in stock_locked {
-                    tracing::warn!(campaign_id = %claims.campaign_id,
-                        "available codes stayed locked by other transactions");
+            Ok(unfinished) => {
+                for (claims, why) in unfinished {
+                    tracing::warn!(campaign_id = %claims.campaign_id, ?why,
+                        "the campaign could not be decided within the claim timeout");
                     result.answer_all(claims.campaign_id, &claims.users, &ClaimRefusal::Contended);
                 }
                 break;
@@ -173,7 +178,17 @@ pub async fn claim_round(ctx: &mut RoundContext<'_>, claims: &[CampaignClaims]) 
     result
 }
 
-/// A campaign that passed the checks, on its way into the transaction.
+/// Why some of a campaign's users left an attempt without an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unfinished {
+    /// Every available code was locked by other transactions.
+    StockLocked,
+    /// The campaign-day could not be decided this time: the database's clock had moved to
+    /// another day than expected, or (waiting) its rows were gone from under the lock.
+    LookAgain,
+}
+
+/// A campaign on its way into the transaction, on the day it is expected to be on.
 struct Planned<'c> {
     claims: &'c CampaignClaims,
     time_zone: Tz,
@@ -191,6 +206,8 @@ impl Planned<'_> {
 /// What one campaign's share of the transaction decided.
 struct Decided<'p, 'c> {
     planned: &'p Planned<'c>,
+    /// The instant of the claims: the database's clock, read under the locks.
+    now: DateTime<Utc>,
     /// How many of `wanting` fit under the limit.
     fit: usize,
     /// The day's issued total before this transaction (the counter, or the exact count).
@@ -199,46 +216,65 @@ struct Decided<'p, 'c> {
     picked: Vec<(i64, String)>,
 }
 
-/// One pass: the reads, then one issuing transaction. Returns the claims that found every
-/// available code locked by other transactions (to be scanned again).
+/// One pass: the reads, then one issuing transaction. Returns the claims it left unfinished.
 async fn attempt(
     ctx: &mut RoundContext<'_>,
     pending: &[CampaignClaims],
     result: &mut RoundResult,
-) -> Result<Vec<CampaignClaims>, DbErr> {
+) -> Result<Vec<(CampaignClaims, Unfinished)>, DbErr> {
     let db = ctx.db;
-    let (now, planned) = read_and_check(ctx, pending, result).await?;
+    let planned = prepare(ctx, pending, result).await?;
     if planned.is_empty() {
         return Ok(Vec::new());
     }
+    let mut unfinished = Vec::new();
+    let again = |planned: &Planned, why| {
+        let claims = CampaignClaims {
+            campaign_id: planned.claims.campaign_id,
+            users: planned.wanting.clone(),
+        };
+        (claims, why)
+    };
 
     let txn = begin(db).await?;
     let keys: Vec<DayKey> = planned.iter().map(Planned::key).collect();
-    let counters = queries::lock_counters(&txn, &keys, ctx.counter_locks).await?;
-    let (held, deferred): (Vec<&Planned>, Vec<&Planned>) = planned
-        .iter()
-        .partition(|planned| counters.contains_key(&planned.key()));
-    result
-        .deferred
-        .extend(deferred.iter().map(|planned| planned.claims.campaign_id));
-    if held.is_empty() {
-        txn.rollback().await?;
-        return Ok(Vec::new());
-    }
-    let ids: Vec<Uuid> = held.iter().map(|p| p.claims.campaign_id).collect();
-    let limits = queries::locked_daily_limits(&txn, &ids).await?;
-
-    let mut decided = Vec::with_capacity(held.len());
-    for planned in held {
-        let Some(limit) = limits.get(&planned.claims.campaign_id).copied() else {
-            result.answer_all(
-                planned.claims.campaign_id,
-                &planned.wanting,
-                &ClaimRefusal::CampaignNotFound,
-            );
+    let locked = queries::lock_campaign_days(&txn, &keys, ctx.counter_locks).await?;
+    let mut decided = Vec::with_capacity(planned.len());
+    for planned in &planned {
+        let campaign_id = planned.claims.campaign_id;
+        let Some(day) = locked.get(&planned.key()) else {
+            match ctx.counter_locks {
+                CounterLocks::Skip => result.deferred.push(campaign_id),
+                CounterLocks::Wait => {
+                    ctx.memory.known_counters.remove(&planned.key());
+                    unfinished.push(again(planned, Unfinished::LookAgain));
+                }
+            }
             continue;
         };
-        let counter = counters[&planned.key()];
+        ctx.memory.clock_offset = day.now - Utc::now();
+        let now = ctx.clock.pinned().unwrap_or(day.now);
+        if local_day(now, planned.time_zone) != planned.day {
+            unfinished.push(again(planned, Unfinished::LookAgain));
+            continue;
+        }
+        if !is_open(day, now) {
+            result.answer_all(
+                campaign_id,
+                &planned.wanting,
+                &ClaimRefusal::CampaignInactive,
+            );
+            continue;
+        }
+        let limit = day.daily_limit;
+        let counter = day.issued;
+        if limit.is_some_and(|limit| counter >= i64::from(limit)) {
+            let refusal = ClaimRefusal::DailyLimitReached {
+                retry_after_secs: seconds_until_next_local_midnight(now, planned.time_zone),
+            };
+            result.answer_all(campaign_id, &planned.wanting, &refusal);
+            continue;
+        }
         let wanted = planned.wanting.len();
         // Far from the limit the locked counter decides; near it, the exact count does.
         let base = if fits_whole(limit, counter, wanted) {
@@ -247,7 +283,7 @@ async fn attempt(
             let counted = queries::count_issued_on(&txn, planned.key()).await?;
             if counted != counter {
                 tracing::warn!(
-                    campaign_id = %planned.claims.campaign_id, day = %planned.day, counter, counted,
+                    %campaign_id, day = %planned.day, counter, counted,
                     "day counter differed from the issued codes; the count wins"
                 );
             }
@@ -255,15 +291,20 @@ async fn attempt(
         };
         decided.push(Decided {
             planned,
+            now,
             fit: claims_that_fit(limit, base, wanted),
             base,
             counter,
             picked: Vec::new(),
         });
     }
+    if decided.is_empty() {
+        txn.rollback().await?;
+        return Ok(unfinished);
+    }
 
     pick(ctx, &txn, &mut decided).await?;
-    let issued = issue(&txn, &decided, now).await?;
+    let issued = issue(&txn, &decided).await?;
     let counter_writes: Vec<(DayKey, i64)> = decided
         .iter()
         .filter(|d| !d.picked.is_empty() || d.base != d.counter)
@@ -274,7 +315,6 @@ async fn attempt(
     }
     txn.commit().await?;
 
-    let mut stock_locked = Vec::new();
     for (d, claims) in decided.iter().zip(issued) {
         let campaign_id = d.planned.claims.campaign_id;
         if let Some(highest) = d.picked.iter().map(|(id, _)| *id).max() {
@@ -287,7 +327,7 @@ async fn attempt(
                 .insert((campaign_id, user.clone()), Ok(ClaimOutcome::Issued(claim)));
         }
         let limit_reached = ClaimRefusal::DailyLimitReached {
-            retry_after_secs: seconds_until_next_local_midnight(now, d.planned.time_zone),
+            retry_after_secs: seconds_until_next_local_midnight(d.now, d.planned.time_zone),
         };
         result.answer_all(campaign_id, &d.planned.wanting[d.fit..], &limit_reached);
         let no_code = &d.planned.wanting[d.picked.len()..d.fit];
@@ -295,43 +335,67 @@ async fn attempt(
             continue;
         }
         if queries::any_available(db, campaign_id).await? {
-            stock_locked.push(CampaignClaims {
+            let claims = CampaignClaims {
                 campaign_id,
                 users: no_code.to_vec(),
-            });
+            };
+            unfinished.push((claims, Unfinished::StockLocked));
         } else {
             result.answer_all(campaign_id, no_code, &ClaimRefusal::OutOfStock);
         }
     }
-    Ok(stock_locked)
+    Ok(unfinished)
 }
 
 /// What the reads before the transaction know of a campaign's counter for the day.
 enum CounterSeen {
-    Value(i64),
+    Value,
     Missing,
-    /// The day was not among those read (a first sight of the campaign, or midnight passed).
+    /// The day was not among those read.
     NotRead,
 }
 
 /// The reads before the transaction, on two connections at the cost of one round trip: the
-/// campaigns with their counters and the database's clock, and the users' existing claims.
-/// Answers replays and what committed data refuses (unknown or closed campaign, full day);
-/// returns the instant of the round and the campaigns left to issue for, whose counter rows
-/// then exist.
-async fn read_and_check<'c>(
+/// users' existing claims, and — only for a campaign whose time zone or day counter this writer
+/// has not seen yet — the campaign with the database's clock, creating the day's counter row
+/// if it is missing (in a statement of its own, so the transaction only locks rows that
+/// exist). Answers replays and unknown campaigns; returns the campaigns left to issue for, each
+/// on the day the database's clock is expected to be on (checked under the locks).
+async fn prepare<'c>(
     ctx: &mut RoundContext<'_>,
     pending: &'c [CampaignClaims],
     result: &mut RoundResult,
-) -> Result<(DateTime<Utc>, Vec<Planned<'c>>), DbErr> {
+) -> Result<Vec<Planned<'c>>, DbErr> {
     let db = ctx.db;
     let pinned = ctx.clock.pinned();
     let estimate = pinned.unwrap_or_else(|| Utc::now() + ctx.memory.clock_offset);
-    let cached_zone = |id: &Uuid| ctx.memory.time_zones.get(id).copied().unwrap_or(Tz::UTC);
-    let ids: Vec<Uuid> = pending.iter().map(|claims| claims.campaign_id).collect();
-    let days: Vec<NaiveDate> = ids
+    let memory = &*ctx.memory;
+    let expected = |id: &Uuid| {
+        let time_zone = *memory.time_zones.get(id)?;
+        let day = local_day(estimate, time_zone);
+        memory
+            .known_counters
+            .contains(&(*id, day))
+            .then_some((time_zone, day))
+    };
+    let mut seen: HashMap<Uuid, (Tz, NaiveDate)> = HashMap::with_capacity(pending.len());
+    let mut unseen = Vec::new();
+    for claims in pending {
+        match expected(&claims.campaign_id) {
+            Some(expected) => {
+                seen.insert(claims.campaign_id, expected);
+            }
+            None => unseen.push(claims.campaign_id),
+        }
+    }
+    let guessed_days: Vec<NaiveDate> = unseen
         .iter()
-        .map(|id| local_day(estimate, cached_zone(id)))
+        .map(|id| {
+            local_day(
+                estimate,
+                memory.time_zones.get(id).copied().unwrap_or(Tz::UTC),
+            )
+        })
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
@@ -344,23 +408,13 @@ async fn read_and_check<'c>(
                 .map(move |user| (claims.campaign_id, user.as_str()))
         })
         .collect();
-    let (states, claimed) = tokio::join!(
-        queries::campaign_states(db, &ids, &days),
-        queries::claims_of_users(db, &pairs)
-    );
-    let (database_now, states) = states?;
-    let Some(database_now) = database_now else {
-        for claims in pending {
-            result.answer_all(
-                claims.campaign_id,
-                &claims.users,
-                &ClaimRefusal::CampaignNotFound,
-            );
+    let (claimed, states) = tokio::join!(queries::claims_of_users(db, &pairs), async {
+        if unseen.is_empty() {
+            Ok((None, Vec::new()))
+        } else {
+            queries::campaign_states(db, &unseen, &guessed_days).await
         }
-        return Ok((estimate, Vec::new()));
-    };
-    ctx.memory.clock_offset = database_now - Utc::now();
-    let now = pinned.unwrap_or(database_now);
+    });
     for claim in claimed? {
         let Ok(user) = UserId::parse(&claim.user_id) else {
             tracing::error!(campaign_id = %claim.campaign_id, user_id = %claim.user_id,
@@ -371,11 +425,62 @@ async fn read_and_check<'c>(
             .answers
             .insert((claim.campaign_id, user), Ok(ClaimOutcome::Replayed(claim)));
     }
+    let (database_now, states) = states?;
+    if let Some(database_now) = database_now {
+        ctx.memory.clock_offset = database_now - Utc::now();
+    }
+    let now = pinned.or(database_now).unwrap_or(estimate);
+    let mut counters: Vec<(DayKey, CounterSeen)> = Vec::with_capacity(states.len());
+    for state in &states {
+        let time_zone: Tz = state
+            .time_zone
+            .parse()
+            .map_err(|_| DbErr::Custom(format!("stored time zone {:?}", state.time_zone)))?;
+        ctx.memory.time_zones.insert(state.id, time_zone);
+        let day = local_day(now, time_zone);
+        seen.insert(state.id, (time_zone, day));
+        let counter = if state.counters.iter().any(|(d, _)| *d == day) {
+            CounterSeen::Value
+        } else if guessed_days.contains(&day) {
+            CounterSeen::Missing
+        } else {
+            CounterSeen::NotRead
+        };
+        counters.push(((state.id, day), counter));
+    }
+    let not_read: Vec<DayKey> = counters
+        .iter()
+        .filter(|(_, seen)| matches!(seen, CounterSeen::NotRead))
+        .map(|(key, _)| *key)
+        .collect();
+    if !not_read.is_empty() {
+        let read = queries::counters(db, &not_read).await?;
+        for (key, seen) in &mut counters {
+            if matches!(seen, CounterSeen::NotRead) {
+                *seen = if read.contains_key(key) {
+                    CounterSeen::Value
+                } else {
+                    CounterSeen::Missing
+                };
+            }
+        }
+    }
+    let missing: Vec<DayKey> = counters
+        .iter()
+        .filter(|(_, seen)| matches!(seen, CounterSeen::Missing))
+        .map(|(key, _)| *key)
+        .collect();
+    if !missing.is_empty() {
+        queries::ensure_counter_rows(db, &missing).await?;
+    }
+    if ctx.memory.known_counters.len() > KNOWN_COUNTERS_KEPT {
+        ctx.memory.known_counters.clear();
+    }
+    ctx.memory
+        .known_counters
+        .extend(counters.into_iter().map(|(key, _)| key));
 
-    let states: HashMap<Uuid, CampaignState> =
-        states.into_iter().map(|state| (state.id, state)).collect();
     let mut planned = Vec::with_capacity(pending.len());
-    let mut seen = Vec::with_capacity(pending.len());
     for claims in pending {
         let campaign_id = claims.campaign_id;
         let wanting: Vec<UserId> = claims
@@ -384,85 +489,26 @@ async fn read_and_check<'c>(
             .filter(|user| !result.is_answered(campaign_id, user))
             .cloned()
             .collect();
-        let Some(state) = states.get(&campaign_id) else {
+        let Some((time_zone, day)) = seen.get(&campaign_id).copied() else {
             result.answer_all(campaign_id, &wanting, &ClaimRefusal::CampaignNotFound);
             continue;
         };
-        let time_zone: Tz = state
-            .time_zone
-            .parse()
-            .map_err(|_| DbErr::Custom(format!("stored time zone {:?}", state.time_zone)))?;
-        ctx.memory.time_zones.insert(campaign_id, time_zone);
-        if wanting.is_empty() {
-            continue;
-        }
-        if !is_open(state, now) {
-            result.answer_all(campaign_id, &wanting, &ClaimRefusal::CampaignInactive);
-            continue;
-        }
-        let day = local_day(now, time_zone);
-        let counter = match state.counters.iter().find(|(d, _)| *d == day) {
-            Some((_, issued)) => CounterSeen::Value(*issued),
-            None if days.contains(&day) => CounterSeen::Missing,
-            None => CounterSeen::NotRead,
-        };
-        seen.push(counter);
-        planned.push(Planned {
-            claims,
-            time_zone,
-            day,
-            wanting,
-        });
-    }
-
-    let not_read: Vec<DayKey> = planned
-        .iter()
-        .zip(&seen)
-        .filter(|(_, counter)| matches!(counter, CounterSeen::NotRead))
-        .map(|(planned, _)| planned.key())
-        .collect();
-    if !not_read.is_empty() {
-        let read = queries::counters(db, &not_read).await?;
-        for (planned, counter) in planned.iter().zip(seen.iter_mut()) {
-            if matches!(counter, CounterSeen::NotRead) {
-                *counter = read
-                    .get(&planned.key())
-                    .map_or(CounterSeen::Missing, |issued| CounterSeen::Value(*issued));
-            }
+        if !wanting.is_empty() {
+            planned.push(Planned {
+                claims,
+                time_zone,
+                day,
+                wanting,
+            });
         }
     }
-    let missing: Vec<DayKey> = planned
-        .iter()
-        .zip(&seen)
-        .filter(|(_, counter)| matches!(counter, CounterSeen::Missing))
-        .map(|(planned, _)| planned.key())
-        .collect();
-    if !missing.is_empty() {
-        queries::ensure_counter_rows(db, &missing).await?;
-    }
-
-    // A full day is refused from the committed counter alone, without a transaction.
-    let mut open = Vec::with_capacity(planned.len());
-    for (planned, counter) in planned.into_iter().zip(seen) {
-        let limit = states[&planned.claims.campaign_id].daily_limit;
-        let full = matches!(counter, CounterSeen::Value(issued)
-            if limit.is_some_and(|limit| issued >= i64::from(limit)));
-        if full {
-            let refusal = ClaimRefusal::DailyLimitReached {
-                retry_after_secs: seconds_until_next_local_midnight(now, planned.time_zone),
-            };
-            result.answer_all(planned.claims.campaign_id, &planned.wanting, &refusal);
-        } else {
-            open.push(planned);
-        }
-    }
-    Ok((now, open))
+    Ok(planned)
 }
 
-fn is_open(state: &CampaignState, now: DateTime<Utc>) -> bool {
-    state.active
-        && state.starts_at.is_none_or(|starts| starts <= now)
-        && state.ends_at.is_none_or(|ends| now < ends)
+fn is_open(day: &LockedDay, now: DateTime<Utc>) -> bool {
+    day.active
+        && day.starts_at.is_none_or(|starts| starts <= now)
+        && day.ends_at.is_none_or(|ends| now < ends)
 }
 
 /// Whether all `wanted` claims fit under `limit` on top of `issued` (no exact count needed).
@@ -560,12 +606,11 @@ async fn take_picked(
     Ok(())
 }
 
-/// Gives each campaign's picked codes to its first users, one statement per day in the round
-/// (usually one); returns the claims per campaign, in `decided` order.
+/// Gives each campaign's picked codes to its first users, one statement per day and instant in
+/// the round (usually one); returns the claims per campaign, in `decided` order.
 async fn issue(
     txn: &DatabaseTransaction,
     decided: &[Decided<'_, '_>],
-    now: DateTime<Utc>,
 ) -> Result<Vec<Vec<IssuedClaim>>, DbErr> {
     let claims: Vec<Vec<IssuedClaim>> = decided
         .iter()
@@ -579,22 +624,22 @@ async fn issue(
                     campaign_id: d.planned.claims.campaign_id,
                     user_id: user.as_str().to_owned(),
                     code: code.clone(),
-                    issued_at: now,
+                    issued_at: d.now,
                     day: d.planned.day,
                 })
                 .collect()
         })
         .collect();
-    let days: BTreeSet<NaiveDate> = decided
+    let shares: BTreeSet<(NaiveDate, DateTime<Utc>)> = decided
         .iter()
         .filter(|d| !d.picked.is_empty())
-        .map(|d| d.planned.day)
+        .map(|d| (d.planned.day, d.now))
         .collect();
-    for day in days {
+    for (day, now) in shares {
         let assignments: Vec<Assignment> = decided
             .iter()
             .zip(&claims)
-            .filter(|(d, _)| d.planned.day == day)
+            .filter(|(d, _)| (d.planned.day, d.now) == (day, now))
             .flat_map(|(d, claims)| {
                 d.picked
                     .iter()
