@@ -58,6 +58,41 @@ async fn a_limit_lowered_under_a_claim_storm_holds_once_the_patch_answers() {
     }
 }
 
+/// Each round: 40 users claim at once and the campaign is deactivated under them. Nothing
+/// commits after the PATCH answered: the count read right after it is the day's last.
+#[tokio::test]
+async fn a_deactivation_under_a_claim_storm_holds_once_the_patch_answers() {
+    let app = spawn_app(Backend::MariaDb).await;
+    let id = app.create_campaign(json!({ "name": "Off" })).await;
+    app.load_codes(&id, "OFF", 1000).await;
+    let path = format!("/v1/admin/campaigns/{id}");
+    for round in 0..20 {
+        let reopened = app.admin_patch(&path, json!({ "active": true })).await;
+        assert_eq!(reopened.status(), 200);
+        let users: Vec<String> = (0..40).map(|i| format!("off-{round}-{i}")).collect();
+        let storm = join_all(users.iter().map(|user| app.claim(&id, user)));
+        let deactivate = async {
+            tokio::time::sleep(Duration::from_millis(round % 5)).await;
+            let closed = app.admin_patch(&path, json!({ "active": false })).await;
+            assert_eq!(closed.status(), 200);
+            issued(&app).await
+        };
+        let (answers, at_patch) = tokio::join!(storm, deactivate);
+        assert!(
+            answers
+                .iter()
+                .all(|r| [201, 409].contains(&r.status().as_u16())),
+            "round {round}: {:?}",
+            answers.iter().map(|r| r.status()).collect::<Vec<_>>()
+        );
+        let after = issued(&app).await;
+        assert_eq!(
+            after, at_patch,
+            "round {round}: issued after the deactivation answered"
+        );
+    }
+}
+
 /// A PATCH during a long streamed upload answers at once, and claims of that campaign go on.
 #[tokio::test]
 async fn an_upload_in_progress_holds_up_neither_a_patch_nor_claims() {
