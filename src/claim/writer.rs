@@ -26,8 +26,9 @@ const LANE_AFTER_DEFERRALS: u32 = 3;
 /// their counter row time to commit) before it runs.
 const DEFERRED_PAUSE: Duration = Duration::from_millis(1);
 /// How long a lane with nothing to do stays open for its campaign before it hands the campaign
-/// back to the shared rounds.
-const LANE_IDLE: Duration = Duration::from_millis(100);
+/// back to the shared rounds: briefly, since a lane's rounds carry one campaign each, and the
+/// shared rounds are where spread load is cheap.
+const LANE_IDLE: Duration = Duration::from_millis(5);
 
 /// What writers and lanes share.
 pub(super) struct Shared {
