@@ -58,6 +58,8 @@ pub use crate::store::codes::IssuedClaim;
 
 use crate::domain::{Clock, UserId};
 use crate::error::{AppError, UNAVAILABLE_RETRY_AFTER_SECS};
+use crate::metrics::ClaimMetrics;
+use crate::telemetry::{RequestId, current_request_id};
 
 /// The answer to one claim request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +122,7 @@ pub struct CoalescingSettings {
 struct Job {
     campaign_id: Uuid,
     user: UserId,
+    request_id: RequestId,
     reply: oneshot::Sender<Result<ClaimOutcome, ClaimRefusal>>,
 }
 
@@ -137,6 +140,7 @@ impl ClaimEngine {
         db: DatabaseConnection,
         clock: Arc<dyn Clock>,
         settings: CoalescingSettings,
+        metrics: ClaimMetrics,
     ) -> (Self, ClaimWriters) {
         let (queue, receiver) = mpsc::channel(settings.max_batch * settings.writers * 64);
         let receiver = Arc::new(Mutex::new(receiver));
@@ -147,6 +151,7 @@ impl ClaimEngine {
                 db.clone(),
                 clock.clone(),
                 settings,
+                metrics.clone(),
             ));
         }
         let engine = Self {
@@ -156,6 +161,11 @@ impl ClaimEngine {
         (engine, ClaimWriters { tasks })
     }
 
+    /// Claims waiting for a writer now.
+    pub fn queued(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
+    }
+
     /// Claims a code of `campaign_id` for `user`, answered after the issuing commit.
     pub async fn claim(&self, campaign_id: Uuid, user: UserId) -> Result<ClaimOutcome, AppError> {
         let (reply, answer) = oneshot::channel();
@@ -163,6 +173,7 @@ impl ClaimEngine {
         let job = Job {
             campaign_id,
             user,
+            request_id: current_request_id(),
             reply,
         };
         let answered = tokio::time::timeout(self.request_timeout, async {
@@ -197,6 +208,7 @@ async fn run_writer(
     db: DatabaseConnection,
     clock: Arc<dyn Clock>,
     settings: CoalescingSettings,
+    metrics: ClaimMetrics,
 ) {
     let mut time_zones = HashMap::new();
     let mut pick_cursors = HashMap::new();
@@ -217,7 +229,7 @@ async fn run_writer(
         };
         let mut unreachable = false;
         for (campaign_id, group) in group_by_campaign(jobs.drain(..)) {
-            unreachable |= answer_group(&mut ctx, campaign_id, group).await;
+            unreachable |= answer_group(&mut ctx, &metrics, campaign_id, group).await;
         }
         if unreachable {
             refuse_queued_as_unavailable(&receiver).await;
@@ -272,6 +284,7 @@ fn group_by_campaign(jobs: impl Iterator<Item = Job>) -> Vec<(Uuid, Vec<Job>)> {
 /// Claims for one campaign's jobs and answers each; true if the database was unreachable.
 async fn answer_group(
     ctx: &mut batch::ClaimContext<'_>,
+    metrics: &ClaimMetrics,
     campaign_id: Uuid,
     jobs: Vec<Job>,
 ) -> bool {
@@ -283,9 +296,11 @@ async fn answer_group(
         .collect();
     let started = std::time::Instant::now();
     let results = batch::claim_for_users(ctx, campaign_id, &users).await;
+    metrics.transaction(jobs.len(), started.elapsed());
     tracing::debug!(
         %campaign_id,
         requests = jobs.len(),
+        request_ids = ?jobs.iter().map(|job| &*job.request_id).collect::<Vec<_>>(),
         elapsed_us = started.elapsed().as_micros() as u64,
         "claim batch"
     );
@@ -317,6 +332,7 @@ mod tests {
         Job {
             campaign_id,
             user: UserId::parse(user).unwrap(),
+            request_id: RequestId::from("test"),
             reply: oneshot::channel().0,
         }
     }
