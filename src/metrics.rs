@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use prometheus::{
     Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Latency buckets in seconds, from 1 ms to 10 s.
@@ -146,7 +145,10 @@ struct Instruments {
 }
 
 /// Registers `metric` and returns it (names are fixed, so registration cannot clash).
-fn registered<M: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: M) -> M {
+fn registered<M: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: M,
+) -> M {
     registry
         .register(Box::new(metric.clone()))
         .expect("metric names are distinct");
@@ -225,8 +227,14 @@ impl Instruments {
                 r,
                 IntGauge::with_opts(opts("giftcodes_campaigns_active"))?,
             ),
-            campaign_available: registered(r, campaign_gauge("giftcodes_campaign_available_codes")?),
-            campaign_issued_today: registered(r, campaign_gauge("giftcodes_campaign_issued_today")?),
+            campaign_available: registered(
+                r,
+                campaign_gauge("giftcodes_campaign_available_codes")?,
+            ),
+            campaign_issued_today: registered(
+                r,
+                campaign_gauge("giftcodes_campaign_issued_today")?,
+            ),
             campaign_remaining_today: registered(
                 r,
                 campaign_gauge("giftcodes_campaign_remaining_today")?,
@@ -237,7 +245,10 @@ impl Instruments {
             ),
             campaign_seconds_left: registered(
                 r,
-                GaugeVec::new(opts("giftcodes_campaign_stock_seconds_left"), &CAMPAIGN_LABELS)?,
+                GaugeVec::new(
+                    opts("giftcodes_campaign_stock_seconds_left"),
+                    &CAMPAIGN_LABELS,
+                )?,
             ),
             registry,
         })

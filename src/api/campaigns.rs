@@ -386,7 +386,11 @@ fn patch_changes(before: &campaigns::Model, after: &campaigns::Model) -> serde_j
             changed.insert(field.to_owned(), json!({ "from": from, "to": to }));
         }
     };
-    note("daily_limit", json!(before.daily_limit), json!(after.daily_limit));
+    note(
+        "daily_limit",
+        json!(before.daily_limit),
+        json!(after.daily_limit),
+    );
     note("ends_at", json!(before.ends_at), json!(after.ends_at));
     note("active", json!(before.active), json!(after.active));
     serde_json::Value::Object(changed)
@@ -425,9 +429,9 @@ pub(super) fn day_stock(
     let today = local_day(now, tz);
     let counted = |day| counters.get(&(campaign.id, day)).copied().unwrap_or(0);
     let issued_today = counted(today);
-    let opened_at = campaign
-        .starts_at
-        .map_or(campaign.created_at, |starts| starts.max(campaign.created_at));
+    let opened_at = campaign.starts_at.map_or(campaign.created_at, |starts| {
+        starts.max(campaign.created_at)
+    });
     let recent = RecentIssues {
         opened_at,
         today: issued_today,
@@ -454,7 +458,10 @@ async fn view_campaigns(
     list: Vec<campaigns::Model>,
 ) -> Result<Vec<Campaign>, AppError> {
     let now = state.clock.now();
-    let zones = list.iter().map(time_zone_of).collect::<Result<Vec<_>, _>>()?;
+    let zones = list
+        .iter()
+        .map(time_zone_of)
+        .collect::<Result<Vec<_>, _>>()?;
     let ids: Vec<Uuid> = list.iter().map(|c| c.id).collect();
     let since = zones
         .iter()

@@ -339,7 +339,9 @@ pub fn app(
         .around(move |next, req| {
             let allowed = allowed.clone();
             async move {
-                let allow = allowed.find(req.uri().path()).map(|route| route.allow.clone());
+                let allow = allowed
+                    .find(req.uri().path())
+                    .map(|route| route.allow.clone());
                 let mut response = next.call(req).await?;
                 if response.status() == poem::http::StatusCode::METHOD_NOT_ALLOWED
                     && let Some(allow) = allow

@@ -23,7 +23,10 @@ const UNDOCUMENTED: &str = "other";
 fn request_id(req: &Request) -> RequestId {
     req.header(REQUEST_ID_HEADER)
         .filter(|id| !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
-        .map_or_else(|| RequestId::from(Uuid::new_v4().to_string()), RequestId::from)
+        .map_or_else(
+            || RequestId::from(Uuid::new_v4().to_string()),
+            RequestId::from,
+        )
 }
 
 pub async fn observe<E: Endpoint>(
@@ -67,11 +70,7 @@ mod tests {
 
     #[test]
     fn a_usable_caller_id_is_kept_and_others_are_replaced() {
-        let with = |value: &str| {
-            Request::builder()
-                .header(REQUEST_ID_HEADER, value)
-                .finish()
-        };
+        let with = |value: &str| Request::builder().header(REQUEST_ID_HEADER, value).finish();
         assert_eq!(&*request_id(&with("abc-123")), "abc-123");
         let too_long = "x".repeat(129);
         for unusable in ["", "has space", too_long.as_str()] {

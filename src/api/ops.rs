@@ -167,7 +167,10 @@ async fn scrape(state: &AppState) -> ScrapeSample {
 async fn campaign_samples(state: &AppState) -> Result<(usize, Vec<CampaignSample>), AppError> {
     let now = state.clock.now();
     let (open, total) = store::stock::open_campaigns(&state.db, now, SCRAPED_CAMPAIGNS).await?;
-    let zones = open.iter().map(time_zone_of).collect::<Result<Vec<_>, _>>()?;
+    let zones = open
+        .iter()
+        .map(time_zone_of)
+        .collect::<Result<Vec<_>, _>>()?;
     let ids: Vec<Uuid> = open.iter().map(|campaign| campaign.id).collect();
     let since = zones.iter().map(|tz| yesterday_of(now, *tz)).min();
     let Some(since) = since else {

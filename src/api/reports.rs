@@ -277,7 +277,9 @@ struct DayRange {
 impl DayRange {
     fn parse(from: Day, to: Day) -> Result<Self, AppError> {
         if to.0 < from.0 {
-            return Err(AppError::InvalidRequest("to must not be before from".into()));
+            return Err(AppError::InvalidRequest(
+                "to must not be before from".into(),
+            ));
         }
         Ok(Self {
             from: from.0,

@@ -205,7 +205,11 @@ impl PageLimit {
 
     /// Cuts `rows` (read with [`PageLimit::fetch`]) to the page; the cursor of its last row
     /// when more follow.
-    pub fn next_cursor<T>(self, rows: &mut Vec<T>, cursor: impl Fn(&T) -> String) -> Option<String> {
+    pub fn next_cursor<T>(
+        self,
+        rows: &mut Vec<T>,
+        cursor: impl Fn(&T) -> String,
+    ) -> Option<String> {
         if rows.len() as u64 <= self.0 {
             return None;
         }
@@ -284,7 +288,10 @@ mod tests {
         let limit = PageLimit::new(Some(2));
         let mut rows = vec![1, 2, 3];
         assert_eq!(limit.fetch(), 3);
-        assert_eq!(limit.next_cursor(&mut rows, i32::to_string), Some("2".into()));
+        assert_eq!(
+            limit.next_cursor(&mut rows, i32::to_string),
+            Some("2".into())
+        );
         assert_eq!(rows, [1, 2]);
         assert_eq!(limit.next_cursor(&mut rows, i32::to_string), None);
     }

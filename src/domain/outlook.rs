@@ -106,7 +106,11 @@ mod tests {
     fn a_campaign_open_for_days_is_measured_over_the_last_24_hours() {
         // 06:00 UTC: the window covers today's 6 hours and yesterday's last 18 of 24.
         let now = utc("2026-11-23T06:00:00Z");
-        let view = outlook(now, Tz::UTC, issues("2026-11-01T00:00:00Z", 600, 2400, 10_000));
+        let view = outlook(
+            now,
+            Tz::UTC,
+            issues("2026-11-01T00:00:00Z", 600, 2400, 10_000),
+        );
         assert_eq!(view.claims_per_hour, (600.0 + 2400.0 * 0.75) / 24.0);
         assert_eq!(view.runs_out_at, Some(now + Duration::hours(100)));
         assert_eq!(view.seconds_left(now), Some(360_000.0));

@@ -63,17 +63,18 @@ pub async fn revoke(
     batch: code_batches::Model,
     now: DateTime<Utc>,
 ) -> Result<(code_batches::Model, u64), DbErr> {
-    let revoked = db.execute_raw(statement(
-        db,
-        "UPDATE codes SET status = ? WHERE batch_id = ? AND status = ?",
-        vec![
-            (CodeStatus::Revoked as i16).into(),
-            batch.id.into(),
-            (CodeStatus::Available as i16).into(),
-        ],
-    ))
-    .await?
-    .rows_affected();
+    let revoked = db
+        .execute_raw(statement(
+            db,
+            "UPDATE codes SET status = ? WHERE batch_id = ? AND status = ?",
+            vec![
+                (CodeStatus::Revoked as i16).into(),
+                batch.id.into(),
+                (CodeStatus::Available as i16).into(),
+            ],
+        ))
+        .await?
+        .rows_affected();
     if batch.revoked_at.is_some() {
         return Ok((batch, revoked));
     }

@@ -71,7 +71,10 @@ pub async fn campaign_available(
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, i64>, DbErr> {
     let counts = counts_by(db, "campaign_id", ids, Some(CodeStatus::Available)).await?;
-    Ok(counts.into_iter().map(|(id, c)| (id, c.available)).collect())
+    Ok(counts
+        .into_iter()
+        .map(|(id, c)| (id, c.available))
+        .collect())
 }
 
 /// Codes by status per batch.

@@ -8,6 +8,7 @@ mod contract;
 mod healthcheck;
 mod helpers;
 mod multi_process;
+mod operating;
 mod operator;
 mod ops;
 mod outage;
