@@ -5,6 +5,7 @@ mod campaigns;
 mod claims;
 mod components;
 mod contract;
+mod dashboard;
 mod healthcheck;
 mod helpers;
 mod multi_process;
