@@ -123,7 +123,9 @@ pub struct ClaimCursor {
 }
 
 /// Up to `limit` claims of the campaign issued on local days `from..=to`, after `after`, in
-/// (day, code id) order: a range of `idx_codes_pick`. Each comes with its cursor.
+/// (day, code id) order. Each comes with its cursor. Two plain ranges of `idx_codes_pick` (the
+/// rest of the cursor's day, then the days after it), never an `OR` the optimizer could turn
+/// into a scan from the start of the day on every page.
 pub async fn issued_page(
     db: &impl ConnectionTrait,
     campaign_id: Uuid,
@@ -132,25 +134,53 @@ pub async fn issued_page(
     after: ClaimCursor,
     limit: u64,
 ) -> Result<Vec<(ClaimCursor, IssuedClaim)>, DbErr> {
-    let rows = db
-        .query_all_raw(statement(
-            db,
-            "SELECT id, claim_id, issued_to, code, issued_at, issue_day FROM codes \
-             WHERE campaign_id = ? AND status = ? AND issue_day >= ? AND issue_day <= ? \
-             AND (issue_day > ? OR (issue_day = ? AND id > ?)) \
-             ORDER BY issue_day, id LIMIT ?",
-            vec![
-                campaign_id.into(),
-                (super::CodeStatus::Issued as i16).into(),
-                from.into(),
-                to.into(),
-                after.day.into(),
-                after.day.into(),
-                after.id.into(),
-                (limit as i64).into(),
-            ],
-        ))
-        .await?;
+    const COLUMNS: &str = "SELECT id, claim_id, issued_to, code, issued_at, issue_day FROM codes \
+                           WHERE campaign_id = ? AND status = ?";
+    let issued = || -> [Value; 2] {
+        [
+            campaign_id.into(),
+            (super::CodeStatus::Issued as i16).into(),
+        ]
+    };
+    let mut page = Vec::new();
+    if after.day >= from && after.day <= to {
+        let mut values = issued().to_vec();
+        values.extend([after.day.into(), after.id.into(), (limit as i64).into()]);
+        let rows = db
+            .query_all_raw(statement(
+                db,
+                format!("{COLUMNS} AND issue_day = ? AND id > ? ORDER BY id LIMIT ?"),
+                values,
+            ))
+            .await?;
+        page = claims_of(campaign_id, rows)?;
+    }
+    let left = limit - page.len() as u64;
+    if left > 0 && after.day < to {
+        let mut values = issued().to_vec();
+        values.extend([
+            after.day.max(from.pred_opt().unwrap_or(from)).into(),
+            to.into(),
+            (left as i64).into(),
+        ]);
+        let rows = db
+            .query_all_raw(statement(
+                db,
+                format!(
+                    "{COLUMNS} AND issue_day > ? AND issue_day <= ? ORDER BY issue_day, id LIMIT ?"
+                ),
+                values,
+            ))
+            .await?;
+        page.extend(claims_of(campaign_id, rows)?);
+    }
+    Ok(page)
+}
+
+fn claims_of(
+    campaign_id: Uuid,
+    rows: Vec<sea_orm::QueryResult>,
+) -> Result<Vec<(ClaimCursor, IssuedClaim)>, DbErr> {
     rows.into_iter()
         .map(|row| {
             let day: NaiveDate = row.try_get_by_index(5)?;
