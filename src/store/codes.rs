@@ -124,8 +124,8 @@ pub struct ClaimCursor {
 
 /// Up to `limit` claims of the campaign issued on local days `from..=to`, after `after`, in
 /// (day, code id) order. Each comes with its cursor. Two plain ranges of `idx_codes_pick` (the
-/// rest of the cursor's day, then the days after it), never an `OR` the optimizer could turn
-/// into a scan from the start of the day on every page.
+/// rest of the cursor's day, then the days after it), so that a page costs its own rows
+/// whatever its position.
 pub async fn issued_page(
     db: &impl ConnectionTrait,
     campaign_id: Uuid,
@@ -134,8 +134,19 @@ pub async fn issued_page(
     after: ClaimCursor,
     limit: u64,
 ) -> Result<Vec<(ClaimCursor, IssuedClaim)>, DbErr> {
-    const COLUMNS: &str = "SELECT id, claim_id, issued_to, code, issued_at, issue_day FROM codes \
-                           WHERE campaign_id = ? AND status = ?";
+    // MariaDB plans `issue_day = ? AND id > ?` as a `ref` on the first three columns and
+    // filters `id` entry by entry from the start of the day: 0.73 s for a page at the
+    // 900,000th claim, 0.03 s when the index is forced (a `range` on all four).
+    let columns = match db.get_database_backend() {
+        sea_orm::DbBackend::Sqlite => {
+            "SELECT id, claim_id, issued_to, code, issued_at, issue_day FROM codes \
+             WHERE campaign_id = ? AND status = ?"
+        }
+        _ => {
+            "SELECT id, claim_id, issued_to, code, issued_at, issue_day FROM codes \
+             FORCE INDEX (idx_codes_pick) WHERE campaign_id = ? AND status = ?"
+        }
+    };
     let issued = || -> [Value; 2] {
         [
             campaign_id.into(),
@@ -149,7 +160,7 @@ pub async fn issued_page(
         let rows = db
             .query_all_raw(statement(
                 db,
-                format!("{COLUMNS} AND issue_day = ? AND id > ? ORDER BY id LIMIT ?"),
+                format!("{columns} AND issue_day = ? AND id > ? ORDER BY id LIMIT ?"),
                 values,
             ))
             .await?;
@@ -167,7 +178,7 @@ pub async fn issued_page(
             .query_all_raw(statement(
                 db,
                 format!(
-                    "{COLUMNS} AND issue_day > ? AND issue_day <= ? ORDER BY issue_day, id LIMIT ?"
+                    "{columns} AND issue_day > ? AND issue_day <= ? ORDER BY issue_day, id LIMIT ?"
                 ),
                 values,
             ))
