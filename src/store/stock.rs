@@ -12,30 +12,22 @@ use uuid::Uuid;
 use super::{CodeStatus, StatusCounts, placeholders, statement};
 
 /// Counts codes by status for each of `ids`, grouped by `column` (`campaign_id` or
-/// `batch_id`); ids without codes are absent. `only` restricts the count to one status.
+/// `batch_id`); ids without codes are absent.
 async fn counts_by(
     db: &impl ConnectionTrait,
     column: &str,
     ids: &[Uuid],
-    only: Option<CodeStatus>,
 ) -> Result<HashMap<Uuid, StatusCounts>, DbErr> {
     let mut counts: HashMap<Uuid, StatusCounts> = HashMap::with_capacity(ids.len());
     if ids.is_empty() {
         return Ok(counts);
     }
-    let mut values: Vec<Value> = ids.iter().map(|id| Value::from(*id)).collect();
-    let status_filter = match only {
-        Some(status) => {
-            values.push((status as i16).into());
-            " AND status = ?"
-        }
-        None => "",
-    };
+    let values: Vec<Value> = ids.iter().map(|id| Value::from(*id)).collect();
     let rows = db
         .query_all_raw(statement(
             db,
             format!(
-                "SELECT {column}, status, COUNT(*) FROM codes WHERE {column} IN {}{status_filter} \
+                "SELECT {column}, status, COUNT(*) FROM codes WHERE {column} IN {} \
                  GROUP BY {column}, status",
                 placeholders(ids.len())
             ),
@@ -62,18 +54,67 @@ pub async fn campaign_counts(
     db: &impl ConnectionTrait,
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, StatusCounts>, DbErr> {
-    counts_by(db, "campaign_id", ids, None).await
+    counts_by(db, "campaign_id", ids).await
 }
 
-/// Available codes per campaign (the cheap count: issued codes are not scanned).
+/// Available codes per campaign without counting them: loaded (the batches' sizes) less issued
+/// (the day counters, which equal the issued codes of their day) less revoked (counted: few).
+/// Counting available codes reads one index entry per code, ~0.3 s of database time per
+/// scrape for a 2,000,000-code campaign; this reads a row per batch and per day.
 pub async fn campaign_available(
     db: &impl ConnectionTrait,
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, i64>, DbErr> {
-    let counts = counts_by(db, "campaign_id", ids, Some(CodeStatus::Available)).await?;
-    Ok(counts
-        .into_iter()
-        .map(|(id, c)| (id, c.available))
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let sum_by_campaign = |sql: String, extra: Option<Value>| {
+        let mut values: Vec<Value> = ids.iter().map(|id| Value::from(*id)).collect();
+        values.extend(extra);
+        async move {
+            let rows = db.query_all_raw(statement(db, sql, values)).await?;
+            rows.into_iter()
+                .map(|row| {
+                    let id: Uuid = row.try_get_by_index(0)?;
+                    // SUM is DECIMAL on MySQL; cast to a signed integer in SQL.
+                    let total: i64 = row.try_get_by_index(1)?;
+                    Ok((id, total))
+                })
+                .collect::<Result<HashMap<Uuid, i64>, DbErr>>()
+        }
+    };
+    let list = placeholders(ids.len());
+    let loaded = sum_by_campaign(
+        format!(
+            "SELECT campaign_id, CAST(SUM(size) AS SIGNED) FROM code_batches \
+             WHERE campaign_id IN {list} GROUP BY campaign_id"
+        ),
+        None,
+    )
+    .await?;
+    let issued = sum_by_campaign(
+        format!(
+            "SELECT campaign_id, CAST(SUM(issued) AS SIGNED) FROM campaign_day_counters \
+             WHERE campaign_id IN {list} GROUP BY campaign_id"
+        ),
+        None,
+    )
+    .await?;
+    let revoked = sum_by_campaign(
+        format!(
+            "SELECT campaign_id, COUNT(*) FROM codes WHERE campaign_id IN {list} AND status = ? \
+             GROUP BY campaign_id"
+        ),
+        Some((CodeStatus::Revoked as i16).into()),
+    )
+    .await?;
+    let of = |map: &HashMap<Uuid, i64>, id| map.get(id).copied().unwrap_or(0);
+    Ok(ids
+        .iter()
+        .map(|id| {
+            let left = of(&loaded, id) - of(&issued, id) - of(&revoked, id);
+            (*id, left.max(0))
+        })
         .collect())
 }
 
@@ -82,7 +123,7 @@ pub async fn batch_counts(
     db: &impl ConnectionTrait,
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, StatusCounts>, DbErr> {
-    counts_by(db, "batch_id", ids, None).await
+    counts_by(db, "batch_id", ids).await
 }
 
 /// The day counters of `ids` from `since` on, by (campaign, day).

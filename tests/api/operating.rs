@@ -42,6 +42,17 @@ async fn metrics_need_a_token_and_count_requests_claims_and_stock(app: TestApp) 
         .create_campaign(json!({ "name": "Metered", "daily_limit": 10 }))
         .await;
     app.load_codes(&id, "MET", 3).await;
+    let revoked = app.load_codes(&id, "REV", 2).await;
+    let revoke = app
+        .http
+        .post(app.url(&format!(
+            "/v1/admin/campaigns/{id}/batches/{revoked}/revoke"
+        )))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoke.status(), 200);
     assert_eq!(app.claim(&id, "u1").await.status(), 201);
     assert_eq!(app.claim(&id, "u1").await.status(), 200);
     assert_eq!(app.claim(&id, "u2").await.status(), 201);
@@ -55,7 +66,7 @@ async fn metrics_need_a_token_and_count_requests_claims_and_stock(app: TestApp) 
         r#"giftcodes_claims_total{outcome="replayed"} 1"#,
         r#"giftcodes_claims_total{outcome="out_of_stock"} 1"#,
         r#"giftcodes_http_requests_total{method="POST",route="/v1/campaigns/{campaign_id}/claims",status="201"} 3"#,
-        r#"giftcodes_upload_rows_total 3"#,
+        r#"giftcodes_upload_rows_total 5"#,
         "giftcodes_db_up 1",
         "giftcodes_campaigns_active 1",
         "giftcodes_claim_transaction_seconds_count",
