@@ -11,8 +11,10 @@
 #      request a new user) for WARMUP_SECONDS unmeasured + SECONDS measured, while /metrics is
 #      scraped every SCRAPE_SECONDS (as Prometheus would; with metrics off the scrape answers
 #      a one-line note, so the on phases also pay for the scrape's database reads);
-#   3. prints claims/s and p99 per phase, the mean of each mode, and the overhead
-#      (1 - on/off, in %), with the spread of the phases of each mode as the noise figure;
+#   3. prints claims/s, p99 and the service's CPU per 1,000 claims per phase, the mean of each
+#      mode, and the overhead (1 - on/off claims/s, in %) with the spread of the phases of each
+#      mode as the noise figure, and the CPU overhead per claim (on the shared machine the CPU
+#      per claim moves less with other people's load than claims/s does);
 #      writes bench/results/<UTC stamp>-<git short hash>-metrics-overhead.json.
 #   Target (issue): overhead <= 3 %.
 #
@@ -116,12 +118,16 @@ for round in $(seq "$ROUNDS"); do
     start_service "$metrics"
     ( while sleep "$SCRAPE_SECONDS"; do admin -o /dev/null "$BASE/metrics" || true; done ) &
     SCRAPER_PID=$!
+    cpu_before=$(cpu_seconds "$SERVICE_PID")
     LOADGEN_TOKEN="$CLIENT_TOKEN" "$LOADGEN_BIN" --base "$BASE" --campaign "$CAMPAIGN" --rate 0 \
       --connections "$CONNECTIONS" --seconds "$SECONDS_PER_PHASE" --warmup-seconds "$WARMUP_SECONDS" \
       --run "r$round-$metrics-$RANDOM" >"$WORK/phase.json" 2>"$WORK/phase-err.txt" \
       || { cat "$WORK/phase-err.txt" >&2; die "load phase failed"; }
+    cpu=$(awk -v a="$(cpu_seconds "$SERVICE_PID")" -v b="$cpu_before" 'BEGIN { printf "%.2f", a - b }')
     stop_service
-    jq -c --argjson round "$round" --argjson metrics "$metrics" '{round: $round, metrics: $metrics} + .' \
+    jq -c --argjson round "$round" --argjson metrics "$metrics" --argjson cpu "$cpu" \
+      '{round: $round, metrics: $metrics, service_cpu_s: $cpu,
+        service_cpu_ms_per_1000_claims: ($cpu * 1000 / ([.created_all, 1] | max) * 1000 | round / 1000)} + .' \
       "$WORK/phase.json" >>"$WORK/phases.jsonl"
     log "round $round, metrics $metrics: $(jq -r '"\(.claims_per_s) claims/s, p99 \(.p99_ms) ms"' "$WORK/phase.json")"
   done
@@ -133,12 +139,14 @@ mkdir -p "$ROOT/bench/results"
 RESULT="$ROOT/bench/results/$(date -u +%Y%m%d-%H%M%S)-$COMMIT-metrics-overhead.json"
 jq -s --arg commit "$COMMIT" --argjson dirty "$DIRTY" --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
   --argjson cpus "$(nproc)" --argjson target "$TARGET_OVERHEAD_PCT" \
-  --argjson scrape "$SCRAPE_SECONDS" --argjson codes "$CODES" '
+  --argjson scrape "$SCRAPE_SECONDS" --argjson codes "$CODES" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" '
   def r2: (. * 100 | round) / 100;
   def mean: add / length;
   def spread: ((max - min) / mean * 100);
   (map(select(.metrics)) | map(.claims_per_s)) as $on
   | (map(select(.metrics | not)) | map(.claims_per_s)) as $off
+  | (map(select(.metrics)) | map(.service_cpu_ms_per_1000_claims)) as $on_cpu
+  | (map(select(.metrics | not)) | map(.service_cpu_ms_per_1000_claims)) as $off_cpu
   | {commit: $commit, dirty: $dirty, date: $date,
      host: {cpus: $cpus, note: "shared 2-core machine; service, MariaDB and loadgen on it"},
      settings: {scrape_seconds: $scrape, codes: $codes},
@@ -146,11 +154,14 @@ jq -s --arg commit "$COMMIT" --argjson dirty "$DIRTY" --arg date "$(date -u +%Y-
      on_claims_per_s: ($on | mean | r2), off_claims_per_s: ($off | mean | r2),
      on_spread_pct: ($on | spread | r2), off_spread_pct: ($off | spread | r2),
      overhead_pct: ((1 - ($on | mean) / ($off | mean)) * 100 | r2),
+     on_cpu_ms_per_1000_claims: ($on_cpu | mean | r2), off_cpu_ms_per_1000_claims: ($off_cpu | mean | r2),
+     cpu_overhead_pct: ((($on_cpu | mean) / ($off_cpu | mean) - 1) * 100 | r2),
+     load_average_after: $load,
      target_overhead_pct: $target,
      met: ((1 - ($on | mean) / ($off | mean)) * 100 <= $target)}' "$WORK/phases.jsonl" >"$RESULT"
 
-printf '\n%-8s %-8s %12s %8s %8s\n' round metrics claims/s p50_ms p99_ms
-jq -r '.phases[] | [.round, .metrics, .claims_per_s, .p50_ms, .p99_ms] | @tsv' "$RESULT" |
-  while IFS=$'\t' read -r r m c p50 p99; do printf '%-8s %-8s %12s %8s %8s\n' "$r" "$m" "$c" "$p50" "$p99"; done
-jq -r '"\nmetrics on:  \(.on_claims_per_s) claims/s (spread between its phases \(.on_spread_pct) %)\nmetrics off: \(.off_claims_per_s) claims/s (spread \(.off_spread_pct) %)\noverhead:    \(.overhead_pct) % (target <= \(.target_overhead_pct) %: \(if .met then "met" else "MISSED" end))"' "$RESULT"
+printf '\n%-8s %-8s %12s %8s %8s %20s\n' round metrics claims/s p50_ms p99_ms "service CPU ms/1000"
+jq -r '.phases[] | [.round, .metrics, .claims_per_s, .p50_ms, .p99_ms, .service_cpu_ms_per_1000_claims] | @tsv' "$RESULT" |
+  while IFS=$'\t' read -r r m c p50 p99 cpu; do printf '%-8s %-8s %12s %8s %8s %20s\n' "$r" "$m" "$c" "$p50" "$p99" "$cpu"; done
+jq -r '"\nmetrics on:  \(.on_claims_per_s) claims/s (spread between its phases \(.on_spread_pct) %)\nmetrics off: \(.off_claims_per_s) claims/s (spread \(.off_spread_pct) %)\noverhead:    \(.overhead_pct) % (target <= \(.target_overhead_pct) %: \(if .met then "met" else "MISSED" end))\nservice CPU per 1,000 claims: on \(.on_cpu_ms_per_1000_claims) ms, off \(.off_cpu_ms_per_1000_claims) ms (\(.cpu_overhead_pct) %; less sensitive to other load than claims/s)"' "$RESULT"
 printf 'result: %s\n' "${RESULT#"$ROOT"/}"
