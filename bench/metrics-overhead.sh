@@ -5,8 +5,8 @@
 #   1. builds the release binaries (giftcodes, bench's loadgen), ensures the MariaDB login,
 #      creates a throw-away database giftcodes_bench_metrics_<random>, migrates it, starts the
 #      service and loads CODES codes into one campaign with no daily limit;
-#   2. runs ROUNDS rounds of two saturation phases, metrics on (GIFTCODES_METRICS=true) then
-#      off (GIFTCODES_METRICS=false), the service restarted for each phase on the same
+#   2. runs ROUNDS rounds of two saturation phases, metrics on (GIFTCODES_METRICS=true) and
+#      off (GIFTCODES_METRICS=false), in ABBA order (on/off, off/on, ...), the service restarted for each phase on the same
 #      database; each phase is loadgen's closed loop (CONNECTIONS keep-alive connections, every
 #      request a new user) for WARMUP_SECONDS unmeasured + SECONDS measured, while /metrics is
 #      scraped every SCRAPE_SECONDS (as Prometheus would; with metrics off the scrape answers
@@ -114,7 +114,10 @@ log "loaded $CODES codes; $ROUNDS rounds of metrics on/off, ${WARMUP_SECONDS}+${
 
 : >"$WORK/phases.jsonl"
 for round in $(seq "$ROUNDS"); do
-  for metrics in true false; do
+  # ABBA order (on, off, off, on, ...): neither mode always runs first in a round, after the
+  # other mode's updates still being purged.
+  order="true false"; [ $(( round % 2 )) = 0 ] && order="false true"
+  for metrics in $order; do
     start_service "$metrics"
     ( while sleep "$SCRAPE_SECONDS"; do admin -o /dev/null "$BASE/metrics" || true; done ) &
     SCRAPER_PID=$!
@@ -127,7 +130,7 @@ for round in $(seq "$ROUNDS"); do
     stop_service
     jq -c --argjson round "$round" --argjson metrics "$metrics" --argjson cpu "$cpu" \
       '{round: $round, metrics: $metrics, service_cpu_s: $cpu,
-        service_cpu_ms_per_1000_claims: ($cpu * 1000 / ([.created_all, 1] | max) * 1000 | round / 1000)} + .' \
+        service_cpu_ms_per_1000_claims: (($cpu * 1000000 / ([.created_all, 1] | max) | round) / 1000)} + .' \
       "$WORK/phase.json" >>"$WORK/phases.jsonl"
     log "round $round, metrics $metrics: $(jq -r '"\(.claims_per_s) claims/s, p99 \(.p99_ms) ms"' "$WORK/phase.json")"
   done
