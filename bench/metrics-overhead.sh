@@ -11,7 +11,7 @@
 #      request a new user) for WARMUP_SECONDS unmeasured + SECONDS measured, while /metrics is
 #      scraped every SCRAPE_SECONDS (as Prometheus would; with metrics off the scrape answers
 #      a one-line note, so the on phases also pay for the scrape's database reads);
-#   3. prints claims/s, p99 and the service's CPU per 1,000 claims per phase, the mean of each
+#   3. prints claims/s, p99 and the service's CPU per claim per phase, the mean of each
 #      mode, and the overhead (1 - on/off claims/s, in %) with the spread of the phases of each
 #      mode as the noise figure, and the CPU overhead per claim (on the shared machine the CPU
 #      per claim moves less with other people's load than claims/s does);
@@ -130,7 +130,7 @@ for round in $(seq "$ROUNDS"); do
     stop_service
     jq -c --argjson round "$round" --argjson metrics "$metrics" --argjson cpu "$cpu" \
       '{round: $round, metrics: $metrics, service_cpu_s: $cpu,
-        service_cpu_ms_per_1000_claims: (($cpu * 1000000 / ([.created_all, 1] | max) | round) / 1000)} + .' \
+        service_cpu_us_per_claim: ($cpu * 1000000 / ([.created_all, 1] | max) | round)} + .' \
       "$WORK/phase.json" >>"$WORK/phases.jsonl"
     log "round $round, metrics $metrics: $(jq -r '"\(.claims_per_s) claims/s, p99 \(.p99_ms) ms"' "$WORK/phase.json")"
   done
@@ -148,8 +148,8 @@ jq -s --arg commit "$COMMIT" --argjson dirty "$DIRTY" --arg date "$(date -u +%Y-
   def spread: ((max - min) / mean * 100);
   (map(select(.metrics)) | map(.claims_per_s)) as $on
   | (map(select(.metrics | not)) | map(.claims_per_s)) as $off
-  | (map(select(.metrics)) | map(.service_cpu_ms_per_1000_claims)) as $on_cpu
-  | (map(select(.metrics | not)) | map(.service_cpu_ms_per_1000_claims)) as $off_cpu
+  | (map(select(.metrics)) | map(.service_cpu_us_per_claim)) as $on_cpu
+  | (map(select(.metrics | not)) | map(.service_cpu_us_per_claim)) as $off_cpu
   | {commit: $commit, dirty: $dirty, date: $date,
      host: {cpus: $cpus, note: "shared 2-core machine; service, MariaDB and loadgen on it"},
      settings: {scrape_seconds: $scrape, codes: $codes},
@@ -157,14 +157,14 @@ jq -s --arg commit "$COMMIT" --argjson dirty "$DIRTY" --arg date "$(date -u +%Y-
      on_claims_per_s: ($on | mean | r2), off_claims_per_s: ($off | mean | r2),
      on_spread_pct: ($on | spread | r2), off_spread_pct: ($off | spread | r2),
      overhead_pct: ((1 - ($on | mean) / ($off | mean)) * 100 | r2),
-     on_cpu_ms_per_1000_claims: ($on_cpu | mean | r2), off_cpu_ms_per_1000_claims: ($off_cpu | mean | r2),
+     on_cpu_us_per_claim: ($on_cpu | mean | r2), off_cpu_us_per_claim: ($off_cpu | mean | r2),
      cpu_overhead_pct: ((($on_cpu | mean) / ($off_cpu | mean) - 1) * 100 | r2),
      load_average_after: $load,
      target_overhead_pct: $target,
      met: ((1 - ($on | mean) / ($off | mean)) * 100 <= $target)}' "$WORK/phases.jsonl" >"$RESULT"
 
-printf '\n%-8s %-8s %12s %8s %8s %20s\n' round metrics claims/s p50_ms p99_ms "service CPU ms/1000"
-jq -r '.phases[] | [.round, .metrics, .claims_per_s, .p50_ms, .p99_ms, .service_cpu_ms_per_1000_claims] | @tsv' "$RESULT" |
+printf '\n%-8s %-8s %12s %8s %8s %20s\n' round metrics claims/s p50_ms p99_ms "service CPU us/claim"
+jq -r '.phases[] | [.round, .metrics, .claims_per_s, .p50_ms, .p99_ms, .service_cpu_us_per_claim] | @tsv' "$RESULT" |
   while IFS=$'\t' read -r r m c p50 p99 cpu; do printf '%-8s %-8s %12s %8s %8s %20s\n' "$r" "$m" "$c" "$p50" "$p99" "$cpu"; done
-jq -r '"\nmetrics on:  \(.on_claims_per_s) claims/s (spread between its phases \(.on_spread_pct) %)\nmetrics off: \(.off_claims_per_s) claims/s (spread \(.off_spread_pct) %)\noverhead:    \(.overhead_pct) % (target <= \(.target_overhead_pct) %: \(if .met then "met" else "MISSED" end))\nservice CPU per 1,000 claims: on \(.on_cpu_ms_per_1000_claims) ms, off \(.off_cpu_ms_per_1000_claims) ms (\(.cpu_overhead_pct) %; less sensitive to other load than claims/s)"' "$RESULT"
+jq -r '"\nmetrics on:  \(.on_claims_per_s) claims/s (spread between its phases \(.on_spread_pct) %)\nmetrics off: \(.off_claims_per_s) claims/s (spread \(.off_spread_pct) %)\noverhead:    \(.overhead_pct) % (target <= \(.target_overhead_pct) %: \(if .met then "met" else "MISSED" end))\nservice CPU per claim: on \(.on_cpu_us_per_claim) us, off \(.off_cpu_us_per_claim) us (\(.cpu_overhead_pct) %; less sensitive to other load than claims/s)"' "$RESULT"
 printf 'result: %s\n' "${RESULT#"$ROOT"/}"
