@@ -75,6 +75,21 @@ pub struct Settings {
     )]
     pub client_tokens: Option<SecretList>,
 
+    /// Bearer token that may read `GET /metrics` and nothing else (the admin token may read it
+    /// too); give this one to Prometheus rather than the admin token.
+    #[arg(
+        long,
+        env = "GIFTCODES_METRICS_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub metrics_token: Option<Secret>,
+
+    /// Record Prometheus metrics (`false`: every instrument is a no-op and `/metrics` says so;
+    /// for measuring what recording costs).
+    #[arg(long, env = "GIFTCODES_METRICS", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub metrics: bool,
+
     /// Most database connections this process opens.
     #[arg(long, env = "GIFTCODES_DB_MAX_CONNECTIONS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(2..=1000), global = true)]
     pub db_max_connections: u32,
@@ -143,6 +158,13 @@ impl Settings {
         {
             return Err(format!("every token in GIFTCODES_CLIENT_TOKENS {short}"));
         }
+        if self
+            .metrics_token
+            .as_ref()
+            .is_some_and(|t| !t.is_valid_token())
+        {
+            return Err(format!("GIFTCODES_METRICS_TOKEN {short}"));
+        }
         Ok(())
     }
 }
@@ -208,6 +230,16 @@ impl Secret {
 }
 
 impl Secret {
+    /// A non-secret id of the token for logs and the audit trail: `tok_` and the first 12 hex
+    /// digits of its SHA-256 (48 bits: tells tokens apart, cannot be turned back into one of
+    /// the 16+ random characters a token should have).
+    pub fn id(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(self.0.as_bytes());
+        let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+        format!("tok_{hex}")
+    }
+
     /// Whether it is usable as a bearer token: at least 16 printable ASCII characters.
     fn is_valid_token(&self) -> bool {
         self.0.len() >= 16 && self.0.chars().all(|c| c.is_ascii_graphic())
@@ -275,6 +307,15 @@ mod tests {
         let cli =
             Cli::try_parse_from(["giftcodes", "--client-tokens", "aaaaaaaaaaaaaaaa,tiny"]).unwrap();
         assert!(cli.settings.validate().is_err());
+    }
+
+    #[test]
+    fn a_token_id_is_stable_and_does_not_contain_the_token() {
+        let token = Secret::new("dddddddddddddddd".to_owned());
+        assert_eq!(token.id(), token.clone().id());
+        assert!(token.id().starts_with("tok_") && token.id().len() == 16);
+        assert!(!token.id().contains("dddd"));
+        assert_ne!(token.id(), Secret::new("eeeeeeeeeeeeeeee".to_owned()).id());
     }
 
     #[test]

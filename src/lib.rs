@@ -6,6 +6,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod healthcheck;
+pub mod metrics;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -13,6 +13,7 @@ use crate::api::{self, AppState, AuthTokens};
 use crate::claim::{ClaimEngine, ClaimWriters, CoalescingSettings};
 use crate::config::{Secret, Settings};
 use crate::domain::{Clock, SystemClock};
+use crate::metrics::Metrics;
 use crate::store::failure;
 
 /// Why the service could not start (printed as one line by `main`).
@@ -149,6 +150,7 @@ impl Application {
                 .map_err(StartupError::Migrate)?;
         }
         let tokens = tokens_or_generated(&settings);
+        let metrics = Metrics::new(settings.metrics);
         let (claims, writers) = ClaimEngine::start(
             db.clone(),
             clock.clone(),
@@ -160,6 +162,7 @@ impl Application {
                 // Half the pool at most waits in lanes: the shared rounds keep the rest.
                 lanes: (settings.db_max_connections as usize / 2).max(1),
             },
+            metrics.claims(),
         );
         let draining = Arc::new(AtomicBool::new(false));
         let state = Arc::new(AppState {
@@ -169,6 +172,10 @@ impl Application {
             tokens,
             max_upload_bytes: settings.max_upload_bytes,
             draining: draining.clone(),
+            metrics,
+            scrape: tokio::sync::Mutex::new(()),
+            db_max_connections: settings.db_max_connections,
+            db_timeout: settings.db_timeout(),
         });
         let acceptor = TcpListener::bind(settings.listen)
             .into_acceptor()
@@ -184,6 +191,7 @@ impl Application {
             .unwrap_or(settings.listen.port());
         tracing::info!(
             listen = %settings.listen, port, database = %settings.database_url,
+            admin_token_id = %state.tokens.admin.id(), metrics = settings.metrics,
             "giftcodes is serving"
         );
         Ok(Self {
@@ -261,7 +269,11 @@ fn tokens_or_generated(settings: &Settings) -> AuthTokens {
             vec![token]
         }
     };
-    AuthTokens { admin, clients }
+    AuthTokens {
+        admin,
+        clients,
+        metrics: settings.metrics_token.clone(),
+    }
 }
 
 async fn shutdown_signal() {

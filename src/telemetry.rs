@@ -25,3 +25,22 @@ pub fn init(format: &str) {
             .try_init()
     };
 }
+
+/// A request's id: the caller's `X-Request-Id` when it is usable, else one made here.
+pub type RequestId = std::sync::Arc<str>;
+
+tokio::task_local! {
+    static REQUEST_ID: RequestId;
+}
+
+/// Runs `work` as the request `id`: [`current_request_id`] inside it answers `id`.
+pub async fn with_request_id<F: std::future::Future>(id: RequestId, work: F) -> F::Output {
+    REQUEST_ID.scope(id, work).await
+}
+
+/// The id of the request being served on this task (`-` outside a request).
+pub fn current_request_id() -> RequestId {
+    REQUEST_ID
+        .try_with(RequestId::clone)
+        .unwrap_or_else(|_| RequestId::from("-"))
+}

@@ -40,6 +40,7 @@ impl Problems {
 /// A batch being loaded: all of it is written at `finish`, or none of it.
 pub struct BatchLoader {
     txn: DatabaseTransaction,
+    now: DateTime<Utc>,
     batch: code_batches::Model,
     chunk: Vec<(u64, Code)>,
     inserted: u64,
@@ -59,6 +60,7 @@ impl BatchLoader {
         let batch = store::batches::insert(&txn, campaign_id, label, now).await?;
         Ok(Self {
             txn,
+            now,
             batch,
             chunk: Vec::with_capacity(CHUNK),
             inserted: 0,
@@ -89,9 +91,9 @@ impl BatchLoader {
         self.chunk.clear();
     }
 
-    /// Commits the batch if every line was valid and new; otherwise rolls it all back and says
-    /// which lines were refused.
-    pub async fn finish(mut self) -> Result<(code_batches::Model, u64), AppError> {
+    /// Commits the batch, with its entry in the audit trail naming `actor`, if every line was
+    /// valid and new; otherwise rolls it all back and says which lines were refused.
+    pub async fn finish(mut self, actor: &str) -> Result<(code_batches::Model, u64), AppError> {
         self.flush().await?;
         if self.invalid.count > 0 {
             self.txn.rollback().await?;
@@ -114,6 +116,14 @@ impl BatchLoader {
             ));
         }
         let batch = store::batches::set_size(&self.txn, self.batch, self.inserted as i64).await?;
+        let entry = store::audit::NewEntry {
+            actor,
+            action: "load_batch",
+            campaign_id: batch.campaign_id,
+            batch_id: Some(batch.id),
+            changes: serde_json::json!({ "label": batch.label, "inserted": self.inserted }),
+        };
+        store::audit::record(&self.txn, entry, self.now).await?;
         self.txn.commit().await?;
         Ok((batch, self.inserted))
     }

@@ -9,12 +9,23 @@ import sys
 import uuid
 
 from giftcodes_client import AuthenticatedClient
-from giftcodes_client.api.batches import get_batch, load_batch
-from giftcodes_client.api.campaigns import create_campaign, get_campaign, update_campaign
+from giftcodes_client.api.batches import get_batch, list_batches, load_batch
+from giftcodes_client.api.campaigns import (
+    create_campaign,
+    get_campaign,
+    list_campaigns,
+    update_campaign,
+)
 from giftcodes_client.api.claims import claim_code, get_claim
-from giftcodes_client.api.ops import healthz, readyz
+from giftcodes_client.api.ops import healthz, metrics, readyz
+from giftcodes_client.api.reports import export_claims, list_audit, list_claims
 from giftcodes_client.models import (
+    AuditAction,
+    AuditPage,
     Batch,
+    BatchPage,
+    CampaignPage,
+    ClaimPage,
     BatchCreated,
     Campaign,
     CampaignPatch,
@@ -156,7 +167,62 @@ def main():
         and stock.remaining_today is None,
     )
 
+    step("get_campaign outlook", stock.claims_per_hour > 0 and stock.stock_runs_out_at is not None)
+
+    listed = list_campaigns.sync_detailed(client=ADMIN, active=True, limit=500).parsed
+    step(
+        "list_campaigns active -> a page holding the campaign",
+        isinstance(listed, CampaignPage) and any(c.id == cid for c in listed.items),
+    )
+    batches = list_batches.sync_detailed(cid, client=ADMIN, limit=1).parsed
+    step(
+        "list_batches -> one per page, a cursor to the next",
+        isinstance(batches, BatchPage) and len(batches.items) == 1 and batches.next_cursor is not None,
+    )
+    rest = list_batches.sync_detailed(cid, client=ADMIN, cursor=batches.next_cursor).parsed
+    step("list_batches next page -> the file batch, last page", rest.items[0].label == "file" and rest.next_cursor is None)
+    day = first.parsed.day
+    claims = list_claims.sync_detailed(cid, client=ADMIN, from_=day, to=day).parsed
+    step(
+        "list_claims for the day -> both claims",
+        isinstance(claims, ClaimPage)
+        and sorted(c.user_id for c in claims.items) == sorted(["user-42", odd])
+        and claims.next_cursor is None,
+    )
+    csv = export_claims.sync_detailed(cid, client=ADMIN, from_=day, to=day)
+    lines = csv.content.decode().splitlines()
+    step(
+        "export_claims -> text/csv, a header and two rows",
+        csv.status_code == 200
+        and csv.headers["content-type"].startswith("text/csv")
+        and lines[0] == "claim_id,campaign_id,user_id,code,issued_at,day"
+        and len(lines) == 3,
+    )
+    trail = list_audit.sync_detailed(client=ADMIN, campaign_id=cid).parsed
+    step(
+        "list_audit -> the campaign's actions, newest first, with the token's id",
+        isinstance(trail, AuditPage)
+        and trail.items[-1].action == AuditAction.CREATE_CAMPAIGN
+        and trail.items[0].action == AuditAction.UPDATE_CAMPAIGN
+        and all(e.actor.startswith("tok_") for e in trail.items),
+    )
+    scrape = metrics.sync_detailed(client=ADMIN)
+    step(
+        "metrics -> Prometheus text with the claims counted",
+        scrape.status_code == 200 and b'giftcodes_claims_total{outcome="issued"}' in scrape.content,
+    )
+
     missing = uuid.uuid4()
+    refused("list_claims to before from", list_claims.sync_detailed(
+        cid, client=ADMIN, from_=day, to=day.replace(year=day.year - 1)), 400, ErrorCode.INVALID_REQUEST)
+    refused("list_campaigns bad cursor", list_campaigns.sync_detailed(
+        client=ADMIN, cursor="nope"), 400, ErrorCode.INVALID_REQUEST)
+    refused("list_batches unknown campaign", list_batches.sync_detailed(
+        missing, client=ADMIN), 404, ErrorCode.CAMPAIGN_NOT_FOUND)
+    refused("export_claims unknown campaign", export_claims.sync_detailed(
+        missing, client=ADMIN, from_=day, to=day), 404, ErrorCode.CAMPAIGN_NOT_FOUND)
+    refused("list_audit wrong token", list_audit.sync_detailed(client=WRONG), 401, ErrorCode.UNAUTHORIZED)
+    refused("metrics client token", metrics.sync_detailed(client=CLIENT), 401, ErrorCode.UNAUTHORIZED)
     refused("create_campaign blank name", create_campaign.sync_detailed(
         client=ADMIN, body=NewCampaignRequest(name="   ")), 400, ErrorCode.INVALID_REQUEST)
     refused("claim_code user id ..", claim_code.sync_detailed(

@@ -6,11 +6,17 @@ import { createClient } from './generated/client';
 import {
   claimCode,
   createCampaign,
+  exportClaims,
   getBatch,
   getCampaign,
   getClaim,
   healthz,
+  listAudit,
+  listBatches,
+  listCampaigns,
+  listClaims,
   loadBatch,
+  metrics,
   readyz,
   updateCampaign,
   uploadBatch,
@@ -113,7 +119,37 @@ async function main(): Promise<void> {
     Number(stock.data?.available) === 100 && Number(stock.data?.issued_total) === 2 && stock.data?.remaining_today === null,
   );
 
+  step('get_campaign outlook', Number(stock.data?.claims_per_hour) > 0 && typeof stock.data?.stock_runs_out_at === 'string');
+
+  const listed = await listCampaigns({ client: admin, query: { active: true, limit: 500 } });
+  step('list_campaigns active -> a page holding the campaign', !!listed.data?.items.some((c) => c.id === path.campaign_id));
+  const batches = await listBatches({ client: admin, path, query: { limit: 1 } });
+  step('list_batches -> one per page, a cursor to the next', batches.data?.items.length === 1 && typeof batches.data?.next_cursor === 'string');
+  const rest = await listBatches({ client: admin, path, query: { cursor: batches.data!.next_cursor! } });
+  step('list_batches next page -> last page', rest.data?.items.length === 1 && rest.data?.next_cursor === null);
+  const day = first.data!.day;
+  const claims = await listClaims({ client: admin, path, query: { from: day, to: day } });
+  step('list_claims for the day -> both claims', claims.data?.items.length === 2 && claims.data?.next_cursor === null);
+  const csv = await exportClaims({ client: admin, path, query: { from: day, to: day }, parseAs: 'text' });
+  const lines = String(csv.data).trim().split('\n');
+  step(
+    'export_claims -> text/csv, a header and two rows',
+    csv.response.status === 200 && lines[0] === 'claim_id,campaign_id,user_id,code,issued_at,day' && lines.length === 3,
+  );
+  const trail = await listAudit({ client: admin, query: { campaign_id: path.campaign_id } });
+  const actions = trail.data?.items.map((e) => e.action) ?? [];
+  step(
+    'list_audit -> the campaign actions, newest first, with the token id',
+    actions[actions.length - 1] === 'create_campaign' && !!trail.data?.items.every((e) => e.actor.startsWith('tok_')),
+  );
+  const scrape = await metrics({ client: admin, parseAs: 'text' });
+  step('metrics -> Prometheus text with the claims counted', String(scrape.data).includes('giftcodes_claims_total{outcome="issued"}'));
+
   const missing = crypto.randomUUID();
+  refused('list_claims to before from', await listClaims({ client: admin, path, query: { from: day, to: '2000-01-01' } }), 400, 'invalid_request');
+  refused('list_batches unknown campaign', await listBatches({ client: admin, path: { campaign_id: missing } }), 404, 'campaign_not_found');
+  refused('list_audit wrong token', await listAudit({ client: wrong }), 401, 'unauthorized');
+  refused('metrics client token', await metrics({ client }), 401, 'unauthorized');
   refused('create_campaign blank name', await createCampaign({ client: admin, body: { name: '   ' } }), 400, 'invalid_request');
   refused('claim_code user id ..', await claimCode({ client, path, body: { user_id: '..' } }), 400, 'invalid_request');
   const bad = refused('load_batch invalid code', await loadBatch({ client: admin, path, body: { codes: ['ok-1', 'not ok'] } }), 400, 'invalid_codes');

@@ -7,6 +7,7 @@ mod m20261122_000003_create_codes;
 mod m20261122_000004_create_campaign_day_counters;
 mod m20261123_000005_codes_unique_in_the_service;
 mod m20261123_000006_no_campaign_foreign_keys;
+mod m20261124_000007_create_admin_audit;
 
 /// Every migration of the service, oldest first.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_create_campaign_day_counters::Migration),
             Box::new(m20261123_000005_codes_unique_in_the_service::Migration),
             Box::new(m20261123_000006_no_campaign_foreign_keys::Migration),
+            Box::new(m20261124_000007_create_admin_audit::Migration),
         ]
     }
 }

@@ -1,5 +1,7 @@
-//! Operator routes for code batches: load (streamed, all-or-nothing), read, revoke.
+//! Operator routes for code batches: load (streamed, all-or-nothing), list, read, revoke; loads
+//! and revocations recorded in the audit trail.
 use std::sync::Arc;
+use std::time::Instant;
 
 use entity::code_batches;
 use poem::web::Data;
@@ -8,14 +10,16 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Json, ParsePayload, Payload};
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
 use poem_openapi::{ApiRequest, ApiResponse, Object, OpenApi};
+use sea_orm::TransactionTrait;
 use uuid::Uuid;
 
 use super::campaigns::find_campaign;
 use super::json_string::{CodeText, LabelText};
-use super::wire::{Nullable, UtcTime};
+use super::wire::{Nullable, PageLimit, UtcTime, parse_uuid_cursor};
 use super::{AdminAuth, ApiTags, AppState, JsonString};
 use crate::error::{AppError, operation_errors};
 use crate::store;
+use crate::store::StatusCounts;
 use crate::upload::{BatchLoader, Line, LineReader};
 
 /// A batch in JSON.
@@ -126,6 +130,22 @@ pub struct Batch {
     pub revoked: i64,
 }
 
+/// One page of a campaign's batches.
+#[derive(Debug, Object)]
+pub struct BatchPage {
+    /// The batches, oldest first.
+    pub items: Vec<Batch>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Nullable<String>,
+}
+
+#[derive(ApiResponse)]
+enum BatchesListed {
+    /// A page of the campaign's batches with their counts.
+    #[oai(status = 200)]
+    Ok(Json<BatchPage>),
+}
+
 #[derive(ApiResponse)]
 enum BatchLoaded {
     /// Every code was inserted.
@@ -169,6 +189,16 @@ operation_errors! {
     }
 }
 
+operation_errors! {
+    /// Why a campaign's batches could not be listed.
+    enum ListBatchesError {
+        bad_request: "`invalid_request`: the campaign id is not a UUID, a malformed `cursor`, or \
+                      `limit` outside 1..=500.",
+        unauthorized: "`unauthorized`: the admin bearer token is missing or wrong.",
+        not_found: "`campaign_not_found`: no campaign has this id.",
+    }
+}
+
 pub struct BatchesApi;
 
 #[OpenApi(prefix_path = "/v1/admin/campaigns", tag = "ApiTags::Batches")]
@@ -186,7 +216,7 @@ impl BatchesApi {
     )]
     async fn load(
         &self,
-        _auth: AdminAuth,
+        auth: AdminAuth,
         state: Data<&Arc<AppState>>,
         /// Campaign id.
         campaign_id: Path<Uuid>,
@@ -212,7 +242,7 @@ impl BatchesApi {
                 .map(JsonString::into_string),
             (_, label) => label.map(JsonString::into_string),
         };
-        load_codes(&state, campaign_id.0, label, body).await
+        load_codes(&state, &auth.0, campaign_id.0, label, body).await
     }
 
     /// Load a batch of codes from a file
@@ -227,7 +257,7 @@ impl BatchesApi {
     )]
     async fn upload(
         &self,
-        _auth: AdminAuth,
+        auth: AdminAuth,
         state: Data<&Arc<AppState>>,
         /// Campaign id.
         campaign_id: Path<Uuid>,
@@ -238,7 +268,49 @@ impl BatchesApi {
         find_campaign(&state, campaign_id.0).await?;
         let label = label.0.map(JsonString::into_string);
         let FileUpload::OctetStream(file) = body;
-        load_codes(&state, campaign_id.0, label, BatchUpload::OctetStream(file)).await
+        let body = BatchUpload::OctetStream(file);
+        load_codes(&state, &auth.0, campaign_id.0, label, body).await
+    }
+
+    /// List a campaign's batches
+    ///
+    /// The campaign's batches in load order with their codes counted by status, a page at a
+    /// time: pass the answer's `next_cursor` as `cursor` for the next page.
+    #[oai(
+        path = "/:campaign_id/batches",
+        method = "get",
+        operation_id = "list_batches"
+    )]
+    async fn list(
+        &self,
+        _auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        /// Campaign id.
+        campaign_id: Path<Uuid>,
+        /// The `next_cursor` of the previous page; omitted: the first page.
+        cursor: Query<Option<String>>,
+        /// Batches per page, 1..=500; omitted: 100.
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))]
+        limit: Query<Option<u32>>,
+    ) -> Result<BatchesListed, ListBatchesError> {
+        let after = parse_uuid_cursor(cursor.0.as_deref())?;
+        find_campaign(&state, campaign_id.0).await?;
+        let limit = PageLimit::new(limit.0);
+        let mut page = store::batches::page(&state.db, campaign_id.0, after, limit.fetch()).await?;
+        let next_cursor = limit.next_cursor(&mut page, |last| last.id.to_string());
+        let ids: Vec<Uuid> = page.iter().map(|batch| batch.id).collect();
+        let counts = store::stock::batch_counts(&state.db, &ids).await?;
+        let items = page
+            .into_iter()
+            .map(|batch| {
+                let counted = counts.get(&batch.id).copied().unwrap_or_default();
+                batch_view(batch, counted)
+            })
+            .collect();
+        Ok(BatchesListed::Ok(Json(BatchPage {
+            items,
+            next_cursor: next_cursor.into(),
+        })))
     }
 
     /// Read a batch
@@ -273,7 +345,7 @@ impl BatchesApi {
     )]
     async fn revoke(
         &self,
-        _auth: AdminAuth,
+        auth: AdminAuth,
         state: Data<&Arc<AppState>>,
         /// Campaign id.
         campaign_id: Path<Uuid>,
@@ -281,20 +353,57 @@ impl BatchesApi {
         batch_id: Path<Uuid>,
     ) -> Result<BatchFound, BatchError> {
         let batch = find_batch(&state, campaign_id.0, batch_id.0).await?;
-        let batch = store::batches::revoke(&state.db, batch, state.clock.now()).await?;
+        let now = state.clock.now();
+        let txn = state.db.begin().await?;
+        let (batch, revoked) = store::batches::revoke(&txn, batch, now).await?;
+        let entry = store::audit::NewEntry {
+            actor: &auth.0,
+            action: "revoke_batch",
+            campaign_id: batch.campaign_id,
+            batch_id: Some(batch.id),
+            changes: serde_json::json!({ "revoked_codes": revoked }),
+        };
+        store::audit::record(&txn, entry, now).await?;
+        txn.commit().await?;
         Ok(BatchFound::Ok(Json(view_batch(&state, batch).await?)))
     }
 }
 
-/// Loads the batch all or nothing (see `load_batch`).
+/// Loads the batch all or nothing (see `load_batch`), timed for the upload metrics.
 async fn load_codes(
     state: &AppState,
+    actor: &str,
     campaign_id: Uuid,
     label: Option<String>,
     body: BatchUpload,
 ) -> Result<BatchLoaded, LoadBatchError> {
+    let started = Instant::now();
+    let loaded = write_batch(state, actor, campaign_id, label, body).await;
+    let (result, rows) = match &loaded {
+        Ok((_, inserted)) => ("created", *inserted),
+        Err(err) => (err.code(), 0),
+    };
+    state.metrics.upload(result, rows, started.elapsed());
+    let (batch, inserted) = loaded?;
+    Ok(BatchLoaded::Created(Json(BatchCreated {
+        id: batch.id,
+        campaign_id: batch.campaign_id,
+        label: batch.label.into(),
+        inserted,
+    })))
+}
+
+async fn write_batch(
+    state: &AppState,
+    actor: &str,
+    campaign_id: Uuid,
+    label: Option<String>,
+    body: BatchUpload,
+) -> Result<(code_batches::Model, u64), AppError> {
     if label.as_ref().is_some_and(|l| l.chars().count() > 200) {
-        return Err(AppError::InvalidRequest("label must be at most 200 characters".into()).into());
+        return Err(AppError::InvalidRequest(
+            "label must be at most 200 characters".into(),
+        ));
     }
     let now = state.clock.now();
     let mut loader = BatchLoader::begin(&state.db, campaign_id, label, now).await?;
@@ -317,13 +426,7 @@ async fn load_codes(
             }
         }
     }
-    let (batch, inserted) = loader.finish().await?;
-    Ok(BatchLoaded::Created(Json(BatchCreated {
-        id: batch.id,
-        campaign_id: batch.campaign_id,
-        label: batch.label.into(),
-        inserted,
-    })))
+    loader.finish(actor).await
 }
 
 async fn find_batch(
@@ -339,7 +442,11 @@ async fn find_batch(
 
 async fn view_batch(state: &AppState, batch: code_batches::Model) -> Result<Batch, AppError> {
     let counts = store::batches::status_counts(&state.db, batch.id).await?;
-    Ok(Batch {
+    Ok(batch_view(batch, counts))
+}
+
+fn batch_view(batch: code_batches::Model, counts: StatusCounts) -> Batch {
+    Batch {
         id: batch.id,
         campaign_id: batch.campaign_id,
         label: batch.label.into(),
@@ -349,5 +456,5 @@ async fn view_batch(state: &AppState, batch: code_batches::Model) -> Result<Batc
         available: counts.available,
         issued: counts.issued,
         revoked: counts.revoked,
-    })
+    }
 }

@@ -128,8 +128,16 @@ impl ClaimsApi {
         /// The user asking for a code.
         body: Json<ClaimRequest>,
     ) -> Result<ClaimAnswer, ClaimCodeError> {
-        let user = UserId::parse(body.user_id.as_str()).map_err(AppError::InvalidRequest)?;
-        Ok(match state.claims.claim(campaign_id.0, user).await? {
+        let outcome = match UserId::parse(body.user_id.as_str()) {
+            Ok(user) => state.claims.claim(campaign_id.0, user).await,
+            Err(message) => Err(AppError::InvalidRequest(message)),
+        };
+        state.metrics.claim_outcome(match &outcome {
+            Ok(ClaimOutcome::Issued(_)) => "issued",
+            Ok(ClaimOutcome::Replayed(_)) => "replayed",
+            Err(refusal) => refusal.code(),
+        });
+        Ok(match outcome? {
             ClaimOutcome::Issued(claim) => ClaimAnswer::Created(Json(claim.into())),
             ClaimOutcome::Replayed(claim) => ClaimAnswer::Replayed(Json(claim.into()), true),
         })

@@ -3,11 +3,14 @@ mod batches;
 mod campaigns;
 mod claims;
 mod json_string;
+mod observe;
 mod ops;
+mod reports;
 mod wire;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use poem::http::Method;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
@@ -22,6 +25,7 @@ use crate::claim::ClaimEngine;
 use crate::config::Secret;
 use crate::domain::Clock;
 use crate::error::{ApiError, AppError, uniform_error_response};
+use crate::metrics::Metrics;
 
 /// What every handler shares.
 pub struct AppState {
@@ -32,12 +36,32 @@ pub struct AppState {
     pub max_upload_bytes: u64,
     /// Set when the service has been told to stop: readiness answers 503 from then on.
     pub draining: Arc<AtomicBool>,
+    /// The Prometheus instruments.
+    pub metrics: Metrics,
+    /// Held by a scrape while it sets and renders the gauges.
+    pub scrape: tokio::sync::Mutex<()>,
+    /// `GIFTCODES_DB_MAX_CONNECTIONS`, and how long a database check may take.
+    pub db_max_connections: u32,
+    pub db_timeout: Duration,
+}
+
+impl AppState {
+    /// The instant that decides which day a campaign is on: the database's clock, as for
+    /// claims (or the instant a test pinned).
+    pub async fn database_now(&self) -> Result<chrono::DateTime<chrono::Utc>, AppError> {
+        match self.clock.pinned() {
+            Some(pinned) => Ok(pinned),
+            None => Ok(crate::store::database_now(&self.db).await?),
+        }
+    }
 }
 
 /// The accepted bearer tokens.
 pub struct AuthTokens {
     pub admin: Secret,
     pub clients: Vec<Secret>,
+    /// A token that reads `/metrics` only.
+    pub metrics: Option<Secret>,
 }
 
 /// Compares in constant time for equal lengths (a token's length is not a secret worth hiding).
@@ -48,6 +72,14 @@ fn token_matches(expected: &Secret, given: &str) -> bool {
 impl AuthTokens {
     fn admits_admin(&self, given: &str) -> bool {
         token_matches(&self.admin, given)
+    }
+
+    fn admits_metrics(&self, given: &str) -> bool {
+        let scraper = self
+            .metrics
+            .as_ref()
+            .is_some_and(|token| token_matches(token, given));
+        scraper | self.admits_admin(given)
     }
 
     fn admits_client(&self, given: &str) -> bool {
@@ -65,19 +97,34 @@ enum ApiTags {
     Batches,
     /// Campaign frontends: claim a code for a user.
     Claims,
-    /// Liveness and readiness probes.
+    /// Operators: claim listings and exports, and the audit trail.
+    Reports,
+    /// Liveness and readiness probes, and metrics.
     Ops,
 }
 
-/// Operator token: `Authorization: Bearer <GIFTCODES_ADMIN_TOKEN>`.
+/// Operator token: `Authorization: Bearer <GIFTCODES_ADMIN_TOKEN>`. Holds the token's id
+/// (for the audit trail).
 #[derive(SecurityScheme)]
 #[oai(ty = "bearer", checker = "check_admin")]
-struct AdminAuth(());
+struct AdminAuth(String);
 
-async fn check_admin(req: &Request, bearer: Bearer) -> Option<()> {
+async fn check_admin(req: &Request, bearer: Bearer) -> Option<String> {
+    let tokens = &req.data::<Arc<AppState>>()?.tokens;
+    tokens
+        .admits_admin(&bearer.token)
+        .then(|| tokens.admin.id())
+}
+
+/// Scrape token: `Authorization: Bearer <GIFTCODES_METRICS_TOKEN>` (or the admin token).
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", checker = "check_metrics")]
+struct MetricsAuth(());
+
+async fn check_metrics(req: &Request, bearer: Bearer) -> Option<()> {
     req.data::<Arc<AppState>>()?
         .tokens
-        .admits_admin(&bearer.token)
+        .admits_metrics(&bearer.token)
         .then_some(())
 }
 
@@ -97,6 +144,7 @@ type Apis = (
     campaigns::CampaignsApi,
     batches::BatchesApi,
     claims::ClaimsApi,
+    reports::ReportsApi,
     ops::OpsApi,
 );
 
@@ -106,6 +154,7 @@ fn service() -> OpenApiService<Apis, ()> {
             campaigns::CampaignsApi,
             batches::BatchesApi,
             claims::ClaimsApi,
+            reports::ReportsApi,
             ops::OpsApi,
         ),
         "giftcodes",
@@ -282,7 +331,9 @@ pub fn app(
     let service = service();
     let docs = service.swagger_ui();
     let spec_yaml = openapi_yaml();
-    let allowed = Arc::new(AllowedMethods::from_spec(&spec_yaml));
+    let routes = Arc::new(RouteTable::from_spec(&spec_yaml));
+    let allowed = routes.clone();
+    let metrics = state.metrics.clone();
     let spec = poem::endpoint::make_sync(move |_| {
         spec_yaml
             .clone()
@@ -299,7 +350,9 @@ pub fn app(
         .around(move |next, req| {
             let allowed = allowed.clone();
             async move {
-                let allow = allowed.for_path(req.uri().path());
+                let allow = allowed
+                    .find(req.uri().path())
+                    .map(|route| route.allow.clone());
                 let mut response = next.call(req).await?;
                 if response.status() == poem::http::StatusCode::METHOD_NOT_ALLOWED
                     && let Some(allow) = allow
@@ -313,12 +366,22 @@ pub fn app(
                 Ok(response)
             }
         })
+        .around(move |next, req| observe::observe(next, req, routes.clone(), metrics.clone()))
 }
 
-/// The methods each documented path offers: the `Allow` header of its 405 answers.
-struct AllowedMethods(Vec<(Vec<String>, String)>);
+/// A documented path (its template, e.g. `/v1/campaigns/{campaign_id}/claims`) and the
+/// methods it offers (the `Allow` header of its 405 answers).
+struct DocumentedRoute {
+    template: String,
+    segments: Vec<String>,
+    allow: String,
+}
 
-impl AllowedMethods {
+/// The documented paths: what a request's path is called in metrics and logs (a bounded set),
+/// and what its 405 answers allow.
+struct RouteTable(Vec<DocumentedRoute>);
+
+impl RouteTable {
     fn from_spec(yaml: &str) -> Self {
         let doc: serde_yaml::Value = serde_yaml::from_str(yaml).expect("the spec is YAML");
         let paths = doc["paths"].as_mapping().expect("the spec has paths");
@@ -326,29 +389,41 @@ impl AllowedMethods {
             paths
                 .iter()
                 .filter_map(|(path, operations)| {
-                    let segments = path.as_str()?.split('/').map(str::to_owned).collect();
+                    let template = path.as_str()?.to_owned();
+                    let segments = template.split('/').map(str::to_owned).collect();
                     let methods = operations.as_mapping()?.keys();
                     let methods: Vec<String> = methods
                         .filter_map(|method| Some(method.as_str()?.to_ascii_uppercase()))
                         .collect();
-                    Some((segments, methods.join(", ")))
+                    Some(DocumentedRoute {
+                        template,
+                        segments,
+                        allow: methods.join(", "),
+                    })
                 })
                 .collect(),
         )
     }
 
-    /// The `Allow` value of the documented path `path` matches (`{...}` matches one segment).
-    fn for_path(&self, path: &str) -> Option<String> {
+    /// The documented path `path` matches (`{...}` matches one segment; a literal segment
+    /// wins over a parameter, as in the router: `…/claims.csv` is not `…/{user_id}`).
+    fn find(&self, path: &str) -> Option<&DocumentedRoute> {
         let given: Vec<&str> = path.split('/').collect();
         self.0
             .iter()
-            .find(|(template, _)| {
-                template.len() == given.len()
-                    && template.iter().zip(&given).all(|(want, got)| {
+            .filter(|route| {
+                route.segments.len() == given.len()
+                    && route.segments.iter().zip(&given).all(|(want, got)| {
                         want == got || (want.starts_with('{') && !got.is_empty())
                     })
             })
-            .map(|(_, allow)| allow.clone())
+            .max_by_key(|route| {
+                route
+                    .segments
+                    .iter()
+                    .filter(|segment| !segment.starts_with('{'))
+                    .count()
+            })
     }
 }
 

@@ -3,9 +3,16 @@
 use std::borrow::Cow;
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use poem::{Body, IntoResponse, Response};
+use poem_openapi::payload::Payload;
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
-use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
+use poem_openapi::types::{
+    ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type,
+};
 use serde_json::Value;
+use uuid::Uuid;
+
+use crate::error::AppError;
 
 /// An instant: RFC 3339 with any offset when read, always UTC with `Z` when written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +100,14 @@ impl ParseFromJSON for Day {
     }
 }
 
+impl ParseFromParameter for Day {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        NaiveDate::parse_from_str(value, "%Y-%m-%d")
+            .map(Self)
+            .map_err(|err| ParseError::custom(format!("not a YYYY-MM-DD day: {err}")))
+    }
+}
+
 impl ToJSON for Day {
     fn to_json(&self) -> Option<Value> {
         Some(Value::String(self.0.format("%Y-%m-%d").to_string()))
@@ -174,6 +189,75 @@ impl<T> From<Option<T>> for Nullable<T> {
     }
 }
 
+/// A page size as asked (`limit`, validated 1..=500 by the operation), 100 when omitted.
+#[derive(Debug, Clone, Copy)]
+pub struct PageLimit(u64);
+
+impl PageLimit {
+    pub fn new(given: Option<u32>) -> Self {
+        Self(u64::from(given.unwrap_or(100)))
+    }
+
+    /// Rows to read: one more than the page, to tell whether another page follows.
+    pub fn fetch(self) -> u64 {
+        self.0 + 1
+    }
+
+    /// Cuts `rows` (read with [`PageLimit::fetch`]) to the page; the cursor of its last row
+    /// when more follow.
+    pub fn next_cursor<T>(
+        self,
+        rows: &mut Vec<T>,
+        cursor: impl Fn(&T) -> String,
+    ) -> Option<String> {
+        if rows.len() as u64 <= self.0 {
+            return None;
+        }
+        rows.truncate(self.0 as usize);
+        rows.last().map(cursor)
+    }
+}
+
+/// A cursor that is the last id of the previous page.
+pub fn parse_uuid_cursor(cursor: Option<&str>) -> Result<Option<Uuid>, AppError> {
+    cursor
+        .map(|text| {
+            Uuid::parse_str(text)
+                .map_err(|_| AppError::InvalidRequest("cursor is not one this service gave".into()))
+        })
+        .transpose()
+}
+
+/// A CSV body (`text/csv`), streamed as it is produced.
+pub struct Csv(pub Body);
+
+impl Payload for Csv {
+    const CONTENT_TYPE: &'static str = "text/csv; charset=utf-8";
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(MetaSchema::new("string")))
+    }
+}
+
+impl IntoResponse for Csv {
+    fn into_response(self) -> Response {
+        Response::builder()
+            .content_type(Self::CONTENT_TYPE)
+            .body(self.0)
+    }
+}
+
+/// One CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break.
+pub fn csv_field(out: &mut Vec<u8>, field: &str) {
+    if field.contains([',', '"', '\n', '\r']) {
+        out.push(b'"');
+        out.extend_from_slice(field.replace('"', "\"\"").as_bytes());
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(field.as_bytes());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +268,32 @@ mod tests {
         let read = read.unwrap();
         assert_eq!(read.to_json(), Some(Value::from("2026-11-23T13:20:05Z")));
         assert!(UtcTime::parse_from_json(Some(Value::from("2026-11-23"))).is_err());
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_only_when_they_must_be() {
+        let mut out = Vec::new();
+        for field in ["plain", "a,b", "say \"hi\"", "two\nlines"] {
+            csv_field(&mut out, field);
+            out.push(b'|');
+        }
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "plain|\"a,b\"|\"say \"\"hi\"\"\"|\"two\nlines\"|"
+        );
+    }
+
+    #[test]
+    fn a_page_keeps_its_limit_and_names_the_next_cursor() {
+        let limit = PageLimit::new(Some(2));
+        let mut rows = vec![1, 2, 3];
+        assert_eq!(limit.fetch(), 3);
+        assert_eq!(
+            limit.next_cursor(&mut rows, i32::to_string),
+            Some("2".into())
+        );
+        assert_eq!(rows, [1, 2]);
+        assert_eq!(limit.next_cursor(&mut rows, i32::to_string), None);
     }
 
     #[test]

@@ -77,6 +77,8 @@ pub use crate::store::codes::IssuedClaim;
 
 use crate::domain::{Clock, UserId};
 use crate::error::{AppError, UNAVAILABLE_RETRY_AFTER_SECS};
+use crate::metrics::ClaimMetrics;
+use crate::telemetry::{RequestId, current_request_id};
 
 /// The answer to one claim request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,6 +147,8 @@ type Answer = Result<ClaimOutcome, ClaimRefusal>;
 struct Job {
     campaign_id: Uuid,
     user: UserId,
+    /// The request's id, named in the round's log line.
+    request_id: RequestId,
     reply: oneshot::Sender<Answer>,
     /// Shared rounds in a row that left this request's campaign out (its counter row held).
     deferrals: u32,
@@ -164,6 +168,7 @@ impl ClaimEngine {
         db: DatabaseConnection,
         clock: Arc<dyn Clock>,
         settings: CoalescingSettings,
+        metrics: ClaimMetrics,
     ) -> (Self, ClaimWriters) {
         // Room for 64 rounds of every writer: a burst waits in the queue rather than being
         // refused, and the claim timeout bounds how long anyone waits there.
@@ -174,6 +179,7 @@ impl ClaimEngine {
             clock,
             settings,
             lanes: writer::Lanes::new(settings.lanes),
+            metrics,
         });
         let mut tasks = JoinSet::new();
         for _ in 0..settings.writers {
@@ -186,6 +192,11 @@ impl ClaimEngine {
         (engine, ClaimWriters { tasks, shared })
     }
 
+    /// Claims waiting for a writer now.
+    pub fn queued(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
+    }
+
     /// Claims a code of `campaign_id` for `user`, answered after the issuing commit.
     pub async fn claim(&self, campaign_id: Uuid, user: UserId) -> Result<ClaimOutcome, AppError> {
         let (reply, answer) = oneshot::channel();
@@ -193,6 +204,7 @@ impl ClaimEngine {
         let job = Job {
             campaign_id,
             user,
+            request_id: current_request_id(),
             reply,
             deferrals: 0,
         };

@@ -42,9 +42,17 @@ impl RoundPlan {
             .collect()
     }
 
-    /// Request ids served, for the round's log line.
+    /// How many requests the round serves.
     pub(super) fn request_count(&self) -> usize {
         self.groups.iter().map(|(_, jobs)| jobs.len()).sum()
+    }
+
+    /// The ids of the requests the round serves, for its log line.
+    pub(super) fn request_ids(&self) -> Vec<&str> {
+        self.groups
+            .iter()
+            .flat_map(|(_, jobs)| jobs.iter().map(|job| &*job.request_id))
+            .collect()
     }
 
     /// Sends every request its answer: the first request of a user gets the new claim, its
@@ -91,12 +99,14 @@ mod tests {
     use super::*;
     use crate::claim::IssuedClaim;
     use crate::domain::UserId;
+    use crate::telemetry::RequestId;
 
     fn job(campaign_id: Uuid, user: &str) -> (Job, oneshot::Receiver<super::super::Answer>) {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             campaign_id,
             user: UserId::parse(user).unwrap(),
+            request_id: RequestId::from("test"),
             reply,
             deferrals: 0,
         };

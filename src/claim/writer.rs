@@ -3,7 +3,7 @@
 //! another transaction, so that campaign waits alone.
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex as SyncMutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sea_orm::DatabaseConnection;
 use tokio::sync::mpsc::error::TrySendError;
@@ -16,6 +16,7 @@ use super::queries::CounterLocks;
 use super::round::{self, RoundContext, WriterMemory};
 use super::{ClaimRefusal, CoalescingSettings, Job};
 use crate::domain::Clock;
+use crate::metrics::ClaimMetrics;
 
 /// A campaign whose requests were left out of this many shared rounds in a row (its counter
 /// row held elsewhere each time) is handed to a lane. A row held by another instance's round
@@ -36,9 +37,23 @@ pub(super) struct Shared {
     pub clock: Arc<dyn Clock>,
     pub settings: CoalescingSettings,
     pub lanes: Lanes,
+    pub metrics: ClaimMetrics,
 }
 
 impl Shared {
+    /// Records a round: its latency and size, and a debug line naming the requests it served.
+    fn log_round(&self, plan: &RoundPlan, result: &round::RoundResult, started: Instant) {
+        let elapsed = started.elapsed();
+        self.metrics.transaction(plan.request_count(), elapsed);
+        tracing::debug!(
+            requests = plan.request_count(),
+            request_ids = ?plan.request_ids(),
+            deferred_campaigns = result.deferred.len(),
+            elapsed_us = elapsed.as_micros() as u64,
+            "claim round"
+        );
+    }
+
     fn context<'a>(
         &'a self,
         memory: &'a mut WriterMemory,
@@ -71,18 +86,13 @@ pub(super) async fn run_writer(receiver: Arc<Mutex<mpsc::Receiver<Job>>>, shared
         if plan.request_count() == 0 {
             continue;
         }
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let result = round::claim_round(
             &mut shared.context(&mut memory, CounterLocks::Skip),
             &plan.claims(),
         )
         .await;
-        tracing::debug!(
-            requests = plan.request_count(),
-            deferred_campaigns = result.deferred.len(),
-            elapsed_us = started.elapsed().as_micros() as u64,
-            "claim round"
-        );
+        shared.log_round(&plan, &result, started);
         let unreachable = result
             .answers
             .values()
@@ -273,11 +283,13 @@ async fn run_lane(
         if plan.request_count() == 0 {
             continue;
         }
+        let started = Instant::now();
         let result = round::claim_round(
             &mut shared.context(&mut memory, CounterLocks::Wait),
             &plan.claims(),
         )
         .await;
+        shared.log_round(&plan, &result, started);
         // A lane waits for its counter row, so nothing comes back deferred.
         for job in plan.answer(&result) {
             let _ = job.reply.send(Err(ClaimRefusal::Contended));
@@ -289,12 +301,14 @@ async fn run_lane(
 mod tests {
     use super::*;
     use crate::domain::UserId;
+    use crate::telemetry::RequestId;
     use tokio::sync::oneshot;
 
     fn job(campaign_id: Uuid, user: &str) -> Job {
         Job {
             campaign_id,
             user: UserId::parse(user).unwrap(),
+            request_id: RequestId::from("test"),
             reply: oneshot::channel().0,
             deferrals: 0,
         }

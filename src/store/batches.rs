@@ -2,7 +2,8 @@
 use chrono::{DateTime, Utc};
 use entity::code_batches;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 use uuid::Uuid;
 
@@ -56,26 +57,47 @@ pub async fn status_counts(
 }
 
 /// Marks the batch's still-available codes revoked (issued ones stay issued) and stamps the
-/// batch; revoking twice keeps the first time.
+/// batch; revoking twice keeps the first time. Also returns how many codes it revoked now.
 pub async fn revoke(
     db: &impl ConnectionTrait,
     batch: code_batches::Model,
     now: DateTime<Utc>,
-) -> Result<code_batches::Model, DbErr> {
-    db.execute_raw(statement(
-        db,
-        "UPDATE codes SET status = ? WHERE batch_id = ? AND status = ?",
-        vec![
-            (CodeStatus::Revoked as i16).into(),
-            batch.id.into(),
-            (CodeStatus::Available as i16).into(),
-        ],
-    ))
-    .await?;
+) -> Result<(code_batches::Model, u64), DbErr> {
+    let revoked = db
+        .execute_raw(statement(
+            db,
+            "UPDATE codes SET status = ? WHERE batch_id = ? AND status = ?",
+            vec![
+                (CodeStatus::Revoked as i16).into(),
+                batch.id.into(),
+                (CodeStatus::Available as i16).into(),
+            ],
+        ))
+        .await?
+        .rows_affected();
     if batch.revoked_at.is_some() {
-        return Ok(batch);
+        return Ok((batch, revoked));
     }
     let mut model: code_batches::ActiveModel = batch.into();
     model.revoked_at = Set(Some(now));
-    model.update(db).await
+    Ok((model.update(db).await?, revoked))
+}
+
+/// Up to `limit` batches of the campaign after `after` in id order (UUIDv7: load order).
+pub async fn page(
+    db: &impl ConnectionTrait,
+    campaign_id: Uuid,
+    after: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<code_batches::Model>, DbErr> {
+    let mut query =
+        code_batches::Entity::find().filter(code_batches::Column::CampaignId.eq(campaign_id));
+    if let Some(after) = after {
+        query = query.filter(code_batches::Column::Id.gt(after));
+    }
+    query
+        .order_by_asc(code_batches::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await
 }

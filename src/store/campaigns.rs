@@ -1,7 +1,10 @@
 //! Campaign rows: create, read, change.
 use chrono::{DateTime, Utc};
 use entity::campaigns;
-use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, EntityTrait, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
 use uuid::Uuid;
 
 use crate::domain::{CampaignName, CampaignTimeZone, DailyLimit};
@@ -64,4 +67,26 @@ pub async fn update(
     }
     model.updated_at = Set(now);
     model.update(db).await
+}
+
+/// Up to `limit` campaigns after `after` in id order (ids are UUIDv7: creation order), with
+/// the `active` flag `active` when given.
+pub async fn page(
+    db: &impl ConnectionTrait,
+    active: Option<bool>,
+    after: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<campaigns::Model>, DbErr> {
+    let mut query = campaigns::Entity::find();
+    if let Some(active) = active {
+        query = query.filter(campaigns::Column::Active.eq(active));
+    }
+    if let Some(after) = after {
+        query = query.filter(campaigns::Column::Id.gt(after));
+    }
+    query
+        .order_by_asc(campaigns::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await
 }

@@ -3,7 +3,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{ConnectionTrait, DbErr, Value};
 use uuid::Uuid;
 
-use super::{StatusCounts, count_codes_by_status, insert_ignore, padded, placeholders, statement};
+use super::{insert_ignore, padded, placeholders, statement};
 
 /// Inserts `codes` as available codes of `batch_id`, skipping any that clash with a code already
 /// in the campaign; returns how many were inserted.
@@ -70,13 +70,6 @@ pub async fn existing(
         .collect()
 }
 
-pub async fn campaign_status_counts(
-    db: &impl ConnectionTrait,
-    campaign_id: Uuid,
-) -> Result<StatusCounts, DbErr> {
-    count_codes_by_status(db, "campaign_id = ?", campaign_id.into()).await
-}
-
 /// A code as issued to a user: a claim.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssuedClaim {
@@ -118,6 +111,104 @@ pub async fn issued_to_users(
                 issued_at: row.try_get_by_index(3)?,
                 day: row.try_get_by_index(4)?,
             })
+        })
+        .collect()
+}
+
+/// Where a page of issued claims starts: after this (day, code row id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimCursor {
+    pub day: NaiveDate,
+    pub id: i64,
+}
+
+/// Up to `limit` claims of the campaign issued on local days `from..=to`, after `after`, in
+/// (day, code id) order. Each comes with its cursor. Two plain ranges of `idx_codes_pick` (the
+/// rest of the cursor's day, then the days after it), so that a page costs its own rows
+/// whatever its position.
+pub async fn issued_page(
+    db: &impl ConnectionTrait,
+    campaign_id: Uuid,
+    from: NaiveDate,
+    to: NaiveDate,
+    after: ClaimCursor,
+    limit: u64,
+) -> Result<Vec<(ClaimCursor, IssuedClaim)>, DbErr> {
+    // MariaDB plans `issue_day = ? AND id > ?` as a `ref` on the first three columns and
+    // filters `id` entry by entry from the start of the day: 0.73 s for a page at the
+    // 900,000th claim, 0.03 s when the index is forced (a `range` on all four).
+    let columns = match db.get_database_backend() {
+        sea_orm::DbBackend::Sqlite => {
+            "SELECT id, claim_id, issued_to, code, issued_at, issue_day FROM codes \
+             WHERE campaign_id = ? AND status = ?"
+        }
+        _ => {
+            "SELECT id, claim_id, issued_to, code, issued_at, issue_day FROM codes \
+             FORCE INDEX (idx_codes_pick) WHERE campaign_id = ? AND status = ?"
+        }
+    };
+    let issued = || -> [Value; 2] {
+        [
+            campaign_id.into(),
+            (super::CodeStatus::Issued as i16).into(),
+        ]
+    };
+    let mut page = Vec::new();
+    if after.day >= from && after.day <= to {
+        let mut values = issued().to_vec();
+        values.extend([after.day.into(), after.id.into(), (limit as i64).into()]);
+        let rows = db
+            .query_all_raw(statement(
+                db,
+                format!("{columns} AND issue_day = ? AND id > ? ORDER BY id LIMIT ?"),
+                values,
+            ))
+            .await?;
+        page = claims_of(campaign_id, rows)?;
+    }
+    let left = limit - page.len() as u64;
+    if left > 0 && after.day < to {
+        let mut values = issued().to_vec();
+        values.extend([
+            after.day.max(from.pred_opt().unwrap_or(from)).into(),
+            to.into(),
+            (left as i64).into(),
+        ]);
+        let rows = db
+            .query_all_raw(statement(
+                db,
+                format!(
+                    "{columns} AND issue_day > ? AND issue_day <= ? ORDER BY issue_day, id LIMIT ?"
+                ),
+                values,
+            ))
+            .await?;
+        page.extend(claims_of(campaign_id, rows)?);
+    }
+    Ok(page)
+}
+
+fn claims_of(
+    campaign_id: Uuid,
+    rows: Vec<sea_orm::QueryResult>,
+) -> Result<Vec<(ClaimCursor, IssuedClaim)>, DbErr> {
+    rows.into_iter()
+        .map(|row| {
+            let day: NaiveDate = row.try_get_by_index(5)?;
+            Ok((
+                ClaimCursor {
+                    day,
+                    id: row.try_get_by_index(0)?,
+                },
+                IssuedClaim {
+                    claim_id: row.try_get_by_index(1)?,
+                    campaign_id,
+                    user_id: row.try_get_by_index(2)?,
+                    code: row.try_get_by_index(3)?,
+                    issued_at: row.try_get_by_index(4)?,
+                    day,
+                },
+            ))
         })
         .collect()
 }

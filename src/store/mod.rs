@@ -1,10 +1,11 @@
 //! Database queries of the admin side and the read paths, as functions over
 //! `&impl ConnectionTrait` so each runs inside or outside a transaction.
+pub mod audit;
 pub mod batches;
 pub mod campaigns;
 pub mod codes;
-pub mod counters;
 pub mod failure;
+pub mod stock;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sea_orm::{
@@ -61,6 +62,31 @@ pub async fn database_now(db: &impl ConnectionTrait) -> Result<DateTime<Utc>, Db
         .await?
         .ok_or_else(|| DbErr::RecordNotFound("clock row".to_owned()))?;
     Ok(row.try_get_by_index::<NaiveDateTime>(0)?.and_utc())
+}
+
+/// The pool's open connections and how many of them are idle.
+pub fn pool_connections(db: &DatabaseConnection) -> (u32, u32) {
+    match db.get_database_backend() {
+        DbBackend::Sqlite => {
+            let pool = db.get_sqlite_connection_pool();
+            (pool.size(), pool.num_idle() as u32)
+        }
+        _ => {
+            let pool = db.get_mysql_connection_pool();
+            (pool.size(), pool.num_idle() as u32)
+        }
+    }
+}
+
+/// How long taking a connection from the pool takes now (it is handed back at once); `None`
+/// when none could be had within the pool's acquire timeout.
+pub async fn acquire_wait(db: &DatabaseConnection) -> Option<std::time::Duration> {
+    let started = std::time::Instant::now();
+    let acquired = match db.get_database_backend() {
+        DbBackend::Sqlite => db.get_sqlite_connection_pool().acquire().await.map(drop),
+        _ => db.get_mysql_connection_pool().acquire().await.map(drop),
+    };
+    acquired.ok().map(|()| started.elapsed())
 }
 
 /// Code status as stored in `codes.status`.
