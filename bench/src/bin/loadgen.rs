@@ -200,7 +200,7 @@ async fn run(args: Args) -> Result<(), String> {
     if campaigns.is_empty() {
         return Err("give at least one campaign (--campaign or --campaigns-file)".into());
     }
-    if args.distribution == Distribution::Zipf && !(args.zipf_s > 0.0) {
+    if args.distribution == Distribution::Zipf && (args.zipf_s.is_nan() || args.zipf_s <= 0.0) {
         return Err("--zipf-s must be positive".into());
     }
     let run_tag = args
