@@ -104,30 +104,17 @@ cleanup() {
   set +e
   stop_service
   if [ "$DB_CREATED" = 1 ]; then sql -e "DROP DATABASE IF EXISTS \`$DB_NAME\`"; fi
-  if [ "$status" != 0 ] && [ -s "$WORK/service.log" ]; then
-    log "last lines of the service log:"
-    tail -n 20 "$WORK/service.log" >&2
-  fi
-  rm -rf "$WORK"
-  exit "$status"
+  finish_cleanup "$status"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-trap 'log "FAILED: command at line $LINENO exited $?"' ERR
+set_cleanup_traps
 
 # --- build, login, database -----------------------------------------------------------------
-if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
-  log "building release binaries"
-  (cd "$ROOT" && cargo build --release --locked --quiet -p giftcodes -p giftcodes-bench)
-fi
-for b in "$BIN" "$FLOOR_BIN" "$LOADGEN_BIN"; do [ -x "$b" ] || die "no binary at $b"; done
+build_release "$BIN" "$FLOOR_BIN" "$LOADGEN_BIN"
 
 log "ensuring the MariaDB login"
 bash "$ROOT/scripts/mariadb-test-login.sh"
-sql -e "CREATE DATABASE \`$DB_NAME\`"
 DB_CREATED=1
-DATABASE_URL="$DATABASE_URL_BENCH" RUST_LOG=warn "$BIN" migrate >"$WORK/migrate.log" 2>&1 \
-  || { cat "$WORK/migrate.log" >&2; die "migrate failed"; }
+create_migrated_database "$DB_NAME" "$DATABASE_URL_BENCH"
 
 # --- service control -------------------------------------------------------------------------
 PORT=$(free_port)
@@ -357,11 +344,7 @@ jq -r '.targets | to_entries[] | [.key, (.value.target | tostring), (.value.meas
 while IFS=$'\t' read -r name target measured met; do
   printf '  %-20s target %-8s measured %-10s %s\n' "$name" "$target" "$measured" "$met"
 done
-printf '\nchecks after the run\n'
-jq -r '.checks[] | [(if .pass then "PASS" else "FAIL" end), .name, .detail] | @tsv' "$RESULT" |
-while IFS=$'\t' read -r verdict name detail; do
-  printf '  %-4s  %-46s %s\n' "$verdict" "$name" "$detail"
-done
+print_checks "$RESULT"
 if [ "$SERVICE_LOG_WARNINGS" != 0 ]; then
   printf '\nservice log: %s warning/error lines, first ones:\n' "$SERVICE_LOG_WARNINGS"
   sed 's/^/  /' "$WORK/warnings.txt"

@@ -1,5 +1,9 @@
-# Helpers shared by the bench scripts (sourced, not run). The caller sets DB_USER, DB_PASS,
-# DB_HOST, DB_PORT and defines die().
+# Helpers shared by the bench scripts (sourced, not run). The caller defines log() and die(),
+# and may set DB_USER, DB_PASS, DB_HOST, DB_PORT (the bench login on the local MariaDB by default).
+DB_USER=${DB_USER:-giftcodes}
+DB_PASS=${DB_PASS:-giftcodes}
+DB_HOST=${DB_HOST:-127.0.0.1}
+DB_PORT=${DB_PORT:-3306}
 
 # The MariaDB client logged in as the bench user, tab-separated, no headers.
 sql() { mariadb -u"$DB_USER" -p"$DB_PASS" -h"$DB_HOST" -P"$DB_PORT" --batch --skip-column-names "$@"; }
@@ -23,6 +27,43 @@ bench_token() { echo "$1-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"; }
 cpu_seconds() {
   [ -n "$1" ] && [ -r "/proc/$1/stat" ] || { echo 0; return; }
   awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat"
+}
+
+# --- a script's frame -----------------------------------------------------------------------------
+# Installs the traps: `cleanup` (the caller's) on exit, exit 130 on INT/TERM, and a line naming
+# the command that failed.
+set_cleanup_traps() {
+  trap cleanup EXIT
+  trap 'exit 130' INT TERM
+  trap 'log "FAILED: command at line $LINENO exited $?"' ERR
+}
+
+# The end of a cleanup: on failure the service log's last lines; WORK removed; exit `status`.
+finish_cleanup() { # status
+  if [ "$1" != 0 ] && [ -s "$WORK/service.log" ]; then
+    log "last lines of the service log:"
+    tail -n 20 "$WORK/service.log" >&2
+  fi
+  rm -rf "$WORK"
+  exit "$1"
+}
+
+# Builds giftcodes and the bench tools in release mode (unless BENCH_SKIP_BUILD=1), then checks
+# that the named binaries are there.
+build_release() { # binaries
+  local b
+  if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+    log "building release binaries"
+    (cd "$ROOT" && cargo build --release --locked --quiet -p giftcodes -p giftcodes-bench)
+  fi
+  for b in "$@"; do [ -x "$b" ] || die "no binary at $b"; done
+}
+
+# Creates database DB (as the bench user) and applies the migrations with `giftcodes migrate`.
+create_migrated_database() { # database, its URL
+  sql -e "CREATE DATABASE \`$1\`"
+  DATABASE_URL="$2" RUST_LOG=warn "$BIN" migrate >"$WORK/migrate.log" 2>&1 \
+    || { cat "$WORK/migrate.log" >&2; die "migrate failed"; }
 }
 
 # --- the service and its admin API --------------------------------------------------------------
@@ -151,6 +192,15 @@ claim_data_checks() { # database
     "$bad_counters counters differ, $missing_counters issued days without a counter"
   check_json "cap respected (issued per day <= daily_limit)" "$(is_zero "$over_cap")" "$over_cap campaign-days over the limit"
   check_json "issued rows are complete" "$(is_zero "$inconsistent")" "$inconsistent rows half issued"
+}
+
+# Prints the "checks" of a result JSON, one line each with PASS/FAIL.
+print_checks() { # result file
+  printf '\nchecks after the run\n'
+  jq -r '.checks[] | [(if .pass then "PASS" else "FAIL" end), .name, .detail] | @tsv' "$1" |
+  while IFS=$'\t' read -r verdict name detail; do
+    printf '  %-4s  %-46s %s\n' "$verdict" "$name" "$detail"
+  done
 }
 
 # --- results ----------------------------------------------------------------------------------------

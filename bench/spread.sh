@@ -102,10 +102,6 @@ LOADGEN_THREADS=${LOADGEN_THREADS:-1}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN="$TARGET_DIR/release/giftcodes"
 LOADGEN_BIN="$TARGET_DIR/release/loadgen"
-DB_USER=giftcodes
-DB_PASS=giftcodes
-DB_HOST=127.0.0.1
-DB_PORT=3306
 # Stock per campaign: its expected share × STOCK_MARGIN + STOCK_MIN codes.
 STOCK_MARGIN=1.5
 STOCK_MIN=100
@@ -175,26 +171,15 @@ cleanup() {
   [ -n "$LOADGEN_PID" ] && stop_pid "$LOADGEN_PID"
   stop_giftcodes_all
   for db in "${DATABASES[@]}"; do rsql -e "DROP DATABASE IF EXISTS \`$db\`"; done
-  if [ "$status" != 0 ] && [ -s "$WORK/service.log" ]; then
-    log "last lines of the service log:"
-    tail -n 20 "$WORK/service.log" >&2
-  fi
-  rm -rf "$WORK"
-  exit "$status"
+  finish_cleanup "$status"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-trap 'log "FAILED: command at line $LINENO exited $?"' ERR
+set_cleanup_traps
 
 # root on the local socket, as the shared floor scripts use it (sysbench and the floor schema).
 rsql() { mariadb -uroot --socket="$MYSQL_SOCKET" --batch --skip-column-names "$@"; }
 
 # --- tools ------------------------------------------------------------------------------------
-if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
-  log "building release binaries"
-  (cd "$ROOT" && cargo build --release --locked --quiet -p giftcodes -p giftcodes-bench)
-fi
-for b in "$BIN" "$LOADGEN_BIN"; do [ -x "$b" ] || die "no binary at $b"; done
+build_release "$BIN" "$LOADGEN_BIN"
 if [ -n "$FLOORS" ] && ! command -v sysbench >/dev/null; then
   log "installing sysbench (apt-get, Debian's package)"
   { DEBIAN_FRONTEND=noninteractive apt-get install -y -q sysbench >&2 \
@@ -360,10 +345,8 @@ run_cell() { # name
     [ "$rate" = 0 ] && echo saturation || echo "$rate/s open loop"), ${WARMUP_SECONDS}+$CELL_SECONDS s"
   db="giftcodes_spread_${RUN_ID}_${cell//-/_}"
   url="mysql://$DB_USER:$DB_PASS@$DB_HOST:$DB_PORT/$db"
-  sql -e "CREATE DATABASE \`$db\`"
   DATABASES+=("$db")
-  DATABASE_URL="$url" RUST_LOG=warn "$BIN" migrate >"$WORK/migrate.log" 2>&1 \
-    || { cat "$WORK/migrate.log" >&2; die "migrate failed"; }
+  create_migrated_database "$db" "$url"
   SERVICE_PIDS=()
   for i in $(seq "$instances"); do
     port=$(free_port)

@@ -60,10 +60,6 @@ TARGET_P99_MS=50
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN="$TARGET_DIR/release/giftcodes"
 LOADGEN_BIN="$TARGET_DIR/release/loadgen"
-DB_USER=giftcodes
-DB_PASS=giftcodes
-DB_HOST=127.0.0.1
-DB_PORT=3306
 
 log() { printf '[upload-patch] %s\n' "$*" >&2; }
 die() { log "FAILED: $*"; exit 1; }
@@ -97,30 +93,17 @@ cleanup() {
   [ -n "$UPLOAD_PID" ] && stop_pid "$UPLOAD_PID"
   stop_giftcodes_all
   if [ "$DB_CREATED" = 1 ]; then sql -e "DROP DATABASE IF EXISTS \`$DB_NAME\`"; fi
-  if [ "$status" != 0 ] && [ -s "$WORK/service.log" ]; then
-    log "last lines of the service log:"
-    tail -n 20 "$WORK/service.log" >&2
-  fi
-  rm -rf "$WORK"
-  exit "$status"
+  finish_cleanup "$status"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-trap 'log "FAILED: command at line $LINENO exited $?"' ERR
+set_cleanup_traps
 
 # --- build, login, database, service ---------------------------------------------------------
-if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
-  log "building release binaries"
-  (cd "$ROOT" && cargo build --release --locked --quiet -p giftcodes -p giftcodes-bench)
-fi
-for b in "$BIN" "$LOADGEN_BIN"; do [ -x "$b" ] || die "no binary at $b"; done
+build_release "$BIN" "$LOADGEN_BIN"
 log "ensuring the MariaDB login"
 bash "$ROOT/scripts/mariadb-test-login.sh"
-sql -e "CREATE DATABASE \`$DB_NAME\`"
-DB_CREATED=1
 DATABASE_URL_BENCH="mysql://$DB_USER:$DB_PASS@$DB_HOST:$DB_PORT/$DB_NAME"
-DATABASE_URL="$DATABASE_URL_BENCH" RUST_LOG=warn "$BIN" migrate >"$WORK/migrate.log" 2>&1 \
-  || { cat "$WORK/migrate.log" >&2; die "migrate failed"; }
+DB_CREATED=1
+create_migrated_database "$DB_NAME" "$DATABASE_URL_BENCH"
 ADMIN_TOKEN=$(bench_token bench-admin)
 CLIENT_TOKEN=$(bench_token bench-client)
 PORT=$(free_port)
@@ -303,11 +286,7 @@ jq -r '.targets | to_entries[] | [.key, .value.target, (.value.measured | tostri
 while IFS=$'\t' read -r name target measured met; do
   printf '  %-22s %-36s measured %-18s %s\n' "$name" "$target" "$measured" "$met"
 done
-printf '\nchecks after the run\n'
-jq -r '.checks[] | [(if .pass then "PASS" else "FAIL" end), .name, .detail] | @tsv' "$RESULT" |
-while IFS=$'\t' read -r verdict name detail; do
-  printf '  %-4s  %-46s %s\n' "$verdict" "$name" "$detail"
-done
+print_checks "$RESULT"
 printf '\npass: %s\nresult: %s\n' "$(jq .pass "$RESULT")" "${RESULT#"$ROOT"/}"
 
 [ "$(jq .checks_pass "$RESULT")" = true ] || die "a check failed"
