@@ -94,46 +94,27 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/giftcodes-bench-claims.XXXXXX")
 DB_NAME="giftcodes_bench_claims_$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')"
 DATABASE_URL_BENCH="mysql://$DB_USER:$DB_PASS@$DB_HOST:$DB_PORT/$DB_NAME"
 SERVICE_PID=""
+SERVICE_PIDS=()
 DB_CREATED=0
 
-stop_service() {
-  [ -n "$SERVICE_PID" ] || return 0
-  kill "$SERVICE_PID" 2>/dev/null || true
-  for _ in $(seq 150); do kill -0 "$SERVICE_PID" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$SERVICE_PID" 2>/dev/null || true
-  wait "$SERVICE_PID" 2>/dev/null || true
-  SERVICE_PID=""
-}
+stop_service() { stop_giftcodes_all; SERVICE_PID=""; }
 
 cleanup() {
   local status=$?
   set +e
   stop_service
   if [ "$DB_CREATED" = 1 ]; then sql -e "DROP DATABASE IF EXISTS \`$DB_NAME\`"; fi
-  if [ "$status" != 0 ] && [ -s "$WORK/service.log" ]; then
-    log "last lines of the service log:"
-    tail -n 20 "$WORK/service.log" >&2
-  fi
-  rm -rf "$WORK"
-  exit "$status"
+  finish_cleanup "$status"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-trap 'log "FAILED: command at line $LINENO exited $?"' ERR
+set_cleanup_traps
 
 # --- build, login, database -----------------------------------------------------------------
-if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
-  log "building release binaries"
-  (cd "$ROOT" && cargo build --release --locked --quiet -p giftcodes -p giftcodes-bench)
-fi
-for b in "$BIN" "$FLOOR_BIN" "$LOADGEN_BIN"; do [ -x "$b" ] || die "no binary at $b"; done
+build_release "$BIN" "$FLOOR_BIN" "$LOADGEN_BIN"
 
 log "ensuring the MariaDB login"
 bash "$ROOT/scripts/mariadb-test-login.sh"
-sql -e "CREATE DATABASE \`$DB_NAME\`"
 DB_CREATED=1
-DATABASE_URL="$DATABASE_URL_BENCH" RUST_LOG=warn "$BIN" migrate >"$WORK/migrate.log" 2>&1 \
-  || { cat "$WORK/migrate.log" >&2; die "migrate failed"; }
+create_migrated_database "$DB_NAME" "$DATABASE_URL_BENCH"
 
 # --- service control -------------------------------------------------------------------------
 PORT=$(free_port)
@@ -142,20 +123,8 @@ ADMIN_TOKEN=$(bench_token bench-admin)
 CLIENT_TOKEN=$(bench_token bench-client)
 
 start_service() {
-  GIFTCODES_LISTEN="127.0.0.1:$PORT" \
-  DATABASE_URL="$DATABASE_URL_BENCH" \
-  GIFTCODES_ADMIN_TOKEN="$ADMIN_TOKEN" \
-  GIFTCODES_CLIENT_TOKENS="$CLIENT_TOKEN" \
-  GIFTCODES_MIGRATE=false \
-  RUST_LOG=warn \
-    "$BIN" serve >>"$WORK/service.log" 2>&1 &
-  SERVICE_PID=$!
-  for i in $(seq 300); do
-    if curl -fsS -o /dev/null "$BASE/healthz" 2>/dev/null; then return 0; fi
-    kill -0 "$SERVICE_PID" 2>/dev/null || die "the service exited during start-up"
-    [ "$i" = 300 ] && die "the service did not answer /healthz within 30 s"
-    sleep 0.1
-  done
+  start_giftcodes "$PORT" "$DATABASE_URL_BENCH" "$WORK/service.log"
+  SERVICE_PID=${SERVICE_PIDS[-1]}
 }
 
 # --- stock -------------------------------------------------------------------------------------
@@ -172,33 +141,6 @@ FLOOR_CODES=${FLOOR_CODES:-$DEFAULT_FLOOR_CODES}
 if [ "$SERVICE_CODES" -gt "$DAILY_LIMIT" ]; then
   log "warning: SERVICE_CODES ($SERVICE_CODES) > DAILY_LIMIT ($DAILY_LIMIT): the cap may bind"
 fi
-
-admin() { curl -fsS -H "Authorization: Bearer $ADMIN_TOKEN" "$@"; }
-
-create_campaign() { # name, daily_limit JSON (a number or null)
-  local answer
-  answer=$(admin -X POST "$BASE/v1/admin/campaigns" -H 'content-type: application/json' \
-    -d "{\"name\":\"$1\",\"daily_limit\":$2,\"time_zone\":\"UTC\"}") \
-    || die "could not create campaign $1"
-  jq -er .id <<<"$answer" || die "no campaign id in: $answer"
-}
-
-# Loads `count` codes PREFIX-0000000001 … in uploads of at most 1,000,000 lines each.
-load_codes() { # campaign id, prefix, count
-  local campaign=$1 prefix=$2 count=$3 first=1 last part=0 answer
-  while [ "$first" -le "$count" ]; do
-    last=$(( first + 999999 )); [ "$last" -gt "$count" ] && last=$count
-    part=$(( part + 1 ))
-    seq -f "$prefix-%010.0f" "$first" "$last" >"$WORK/codes.txt"
-    answer=$(admin -X POST -T "$WORK/codes.txt" -H 'content-type: text/plain' -H 'Expect:' \
-      "$BASE/v1/admin/campaigns/$campaign/batches?label=$prefix-$part") \
-      || die "upload of $prefix part $part failed"
-    [ "$(jq -r .inserted <<<"$answer")" = $(( last - first + 1 )) ] \
-      || die "upload of $prefix part $part: unexpected answer $answer"
-    first=$(( last + 1 ))
-  done
-  rm -f "$WORK/codes.txt"
-}
 
 log "starting the service on $BASE (database $DB_NAME) to load the codes"
 start_service
@@ -291,20 +233,9 @@ stop_service
 
 # --- checks ----------------------------------------------------------------------------------------
 log "checking the database"
-count_rows() { sql "$DB_NAME" -e "SELECT COUNT(*) FROM ($1) AS t"; }
-DUP_CODES=$(count_rows "SELECT campaign_id, code FROM codes WHERE status = 1 GROUP BY campaign_id, code HAVING COUNT(*) > 1")
-DUP_CLAIMS=$(count_rows "SELECT claim_id FROM codes WHERE claim_id IS NOT NULL GROUP BY claim_id HAVING COUNT(*) > 1")
-DUP_USERS=$(count_rows "SELECT campaign_id, issued_to FROM codes WHERE issued_to IS NOT NULL GROUP BY campaign_id, issued_to HAVING COUNT(*) > 1")
-BAD_COUNTERS=$(count_rows "SELECT d.campaign_id, d.day FROM campaign_day_counters d
-  LEFT JOIN codes c ON c.campaign_id = d.campaign_id AND c.issue_day = d.day AND c.status = 1
-  GROUP BY d.campaign_id, d.day, d.issued HAVING d.issued <> COUNT(c.id)")
-MISSING_COUNTERS=$(count_rows "SELECT c.campaign_id, c.issue_day FROM codes c
-  LEFT JOIN campaign_day_counters d ON d.campaign_id = c.campaign_id AND d.day = c.issue_day
-  WHERE c.status = 1 AND d.campaign_id IS NULL GROUP BY c.campaign_id, c.issue_day")
-OVER_CAP=$(count_rows "SELECT c.campaign_id, c.issue_day FROM codes c JOIN campaigns k ON k.id = c.campaign_id
-  WHERE c.status = 1 AND k.daily_limit IS NOT NULL
-  GROUP BY c.campaign_id, c.issue_day HAVING COUNT(*) > MAX(k.daily_limit)")
-INCONSISTENT=$(sql "$DB_NAME" -e "SELECT COUNT(*) FROM codes WHERE (status = 1) <> (issued_to IS NOT NULL AND claim_id IS NOT NULL AND issue_day IS NOT NULL AND issued_at IS NOT NULL)")
+CHECKS_FILE="$WORK/checks.jsonl"
+: >"$CHECKS_FILE"
+claim_data_checks "$DB_NAME"
 SERVICE_ISSUED=$(sql "$DB_NAME" -e "SELECT COUNT(*) FROM codes WHERE status = 1 AND campaign_id = UNHEX(REPLACE('$SERVICE_CAMPAIGN', '-', ''))")
 FLOOR_ISSUED=$(sql "$DB_NAME" -e "SELECT COUNT(*) FROM codes WHERE status = 1 AND campaign_id = UNHEX(REPLACE('$FLOOR_CAMPAIGN', '-', ''))")
 CREATED_201=$(jq -s 'map(.created_all) | add // 0' "$WORK/service.jsonl")
@@ -312,32 +243,18 @@ FLOOR_CODES_DONE=$(jq -s 'map(.codes) | add // 0' "$WORK/floor.jsonl")
 SERVICE_LOG_WARNINGS=$(grep -cE ' (WARN|ERROR) |"level":"(WARN|ERROR)"' "$WORK/service.log" || true)
 grep -E ' (WARN|ERROR) |"level":"(WARN|ERROR)"' "$WORK/service.log" | head -n 5 >"$WORK/warnings.txt" || true
 
-CHECKS_OK=true
-check_json() { # name, ok (true/false), detail
-  [ "$2" = true ] || CHECKS_OK=false
-  jq -cn --arg name "$1" --argjson ok "$2" --arg detail "$3" '{name: $name, pass: $ok, detail: $detail}' >>"$WORK/checks.jsonl"
-}
-: >"$WORK/checks.jsonl"
-is_zero() { [ "$1" = 0 ] && echo true || echo false; }
-check_json "no code issued twice" "$(is_zero "$DUP_CODES")" "$DUP_CODES duplicated (campaign, code)"
-check_json "no claim id twice" "$(is_zero "$DUP_CLAIMS")" "$DUP_CLAIMS duplicated claim ids"
-check_json "no user twice per campaign" "$(is_zero "$DUP_USERS")" "$DUP_USERS duplicated (campaign, user)"
-check_json "counter = COUNT(*) per campaign-day" "$(is_zero "$((BAD_COUNTERS + MISSING_COUNTERS))")" \
-  "$BAD_COUNTERS counters differ, $MISSING_COUNTERS issued days without a counter"
-check_json "cap respected (issued per day <= daily_limit)" "$(is_zero "$OVER_CAP")" "$OVER_CAP campaign-days over the limit"
-check_json "issued rows are complete" "$(is_zero "$INCONSISTENT")" "$INCONSISTENT rows half issued"
 check_json "every 201 is an issued row" "$([ "$SERVICE_ISSUED" -ge "$CREATED_201" ] && echo true || echo false)" \
   "$SERVICE_ISSUED issued rows in the service campaign, $CREATED_201 answers 201"
 check_json "every floor claim is an issued row" "$([ "$FLOOR_ISSUED" = "$FLOOR_CODES_DONE" ] && echo true || echo false)" \
   "$FLOOR_ISSUED issued rows in the floor campaign, $FLOOR_CODES_DONE reported by claim-floor"
 
 # --- report ----------------------------------------------------------------------------------------
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-DIRTY=false; [ -n "$(git -C "$ROOT" status --porcelain -- src entity migration bench/src bench/Cargo.toml Cargo.toml Cargo.lock 2>/dev/null)" ] && DIRTY=true
+COMMIT=$(result_commit)
+DIRTY=$(result_dirty)
 STAMP=$(date -u +%Y%m%d-%H%M%S)
 DATE_ISO=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 MARIADB_VERSION=$(sql -e "SELECT VERSION()")
-SERVICE_ENV=$({ env | grep -E '^GIFTCODES_' | grep -vE 'TOKEN|DATABASE_URL' || true; } | jq -R 'split("=") | {(.[0]): (.[1:] | join("="))}' | jq -s 'add // {}')
+SERVICE_ENV=$(service_env_json)
 
 mkdir -p "$ROOT/bench/results"
 STEM="$ROOT/bench/results/$STAMP-$COMMIT-claims"
@@ -427,21 +344,14 @@ jq -r '.targets | to_entries[] | [.key, (.value.target | tostring), (.value.meas
 while IFS=$'\t' read -r name target measured met; do
   printf '  %-20s target %-8s measured %-10s %s\n' "$name" "$target" "$measured" "$met"
 done
-printf '\nchecks after the run\n'
-jq -r '.checks[] | [(if .pass then "PASS" else "FAIL" end), .name, .detail] | @tsv' "$RESULT" |
-while IFS=$'\t' read -r verdict name detail; do
-  printf '  %-4s  %-46s %s\n' "$verdict" "$name" "$detail"
-done
+print_checks "$RESULT"
 if [ "$SERVICE_LOG_WARNINGS" != 0 ]; then
   printf '\nservice log: %s warning/error lines, first ones:\n' "$SERVICE_LOG_WARNINGS"
   sed 's/^/  /' "$WORK/warnings.txt"
 fi
 
 # --- plot ------------------------------------------------------------------------------------------
-if ! python3 -c 'import matplotlib' 2>/dev/null; then
-  log "installing matplotlib (pip)"
-  python3 -m pip install --quiet --disable-pip-version-check matplotlib >&2 || log "warning: pip install matplotlib failed"
-fi
+ensure_matplotlib
 if python3 "$ROOT/bench/plot.py" "$RESULT" "$STEM.png"; then
   cp "$STEM.png" "$ROOT/bench/results/latest-claims.png"
   printf '\nplot:   %s (and bench/results/latest-claims.png)\n' "${STEM#"$ROOT"/}.png"

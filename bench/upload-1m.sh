@@ -70,15 +70,9 @@ cleanup() {
     wait "$SERVICE_PID" 2>/dev/null
   fi
   if [ "$DB_CREATED" = 1 ]; then sql -e "DROP DATABASE IF EXISTS \`$DB_NAME\`"; fi
-  if [ "$status" != 0 ] && [ -s "$WORK/service.log" ]; then
-    log "last lines of the service log:"
-    tail -n 20 "$WORK/service.log" >&2
-  fi
-  rm -rf "$WORK"
-  exit "$status"
+  finish_cleanup "$status"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+set_cleanup_traps
 
 # --- build, login, database -----------------------------------------------------------------
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then

@@ -3,6 +3,14 @@
 //! keep-alive connections (hyper 1 client, one task per connection, one thread by default so
 //! it leaves the cores to the service and the database). Prints one JSON line.
 //!
+//! * Several `--base` URLs (service instances on one database): connection `c` goes to base
+//!   `c mod B`, so the connections are split evenly across the instances.
+//! * Several campaigns (`--campaign` repeated or comma-separated, or `--campaigns-file`, one
+//!   id a line): each request draws its campaign, `--distribution uniform` (every campaign
+//!   alike) or `zipf` (the campaign of rank k, in the order given, with weight `k^-s`,
+//!   `--zipf-s`, 1.1 by default). The draw is a fixed-seed generator per connection, so a run
+//!   is repeatable.
+//!
 //! * `--rate R` (R > 0): open loop. Connection `c` of `C` sends on its own fixed schedule,
 //!   one request every `C / R` seconds, staggered across connections. A late answer does not
 //!   push the schedule back: the next request goes at once and its latency still counts from
@@ -34,12 +42,25 @@ use uuid::Uuid;
 #[derive(Debug, Parser)]
 #[command(name = "loadgen")]
 struct Args {
-    /// Service base URL, `http://HOST:PORT` (plain HTTP only).
+    /// Service base URL, `http://HOST:PORT` (plain HTTP only); repeat (or separate with
+    /// commas) to split the connections across several instances.
+    #[arg(long, required = true, value_delimiter = ',')]
+    base: Vec<String>,
+    /// Campaign to claim from; repeat (or separate with commas) for several.
+    #[arg(long, value_delimiter = ',')]
+    campaign: Vec<Uuid>,
+    /// A file of campaign ids, one a line (added after the `--campaign` ones).
     #[arg(long)]
-    base: String,
-    /// Campaign to claim from.
-    #[arg(long)]
-    campaign: Uuid,
+    campaigns_file: Option<std::path::PathBuf>,
+    /// How each request chooses its campaign.
+    #[arg(long, value_enum, default_value_t = Distribution::Uniform)]
+    distribution: Distribution,
+    /// Exponent of the Zipf distribution (campaign of rank k has weight k^-s).
+    #[arg(long, default_value_t = 1.1)]
+    zipf_s: f64,
+    /// Seed of the campaign draws (each connection derives its own from it).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
     /// Client bearer token.
     #[arg(long, env = "LOADGEN_TOKEN", hide_env_values = true)]
     token: String,
@@ -65,13 +86,34 @@ struct Args {
     /// Tag in the user ids (`<run>-<conn>-<seq>`); random when omitted.
     #[arg(long)]
     run: Option<String>,
+    /// Also write every measured request to this file, one line each:
+    /// `<intended send, Unix seconds> <latency ms> <outcome>` (outcome `201` or the error key),
+    /// so a caller can pick out a time window.
+    #[arg(long)]
+    samples_file: Option<std::path::PathBuf>,
+}
+
+/// How a request picks its campaign among several.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Distribution {
+    Uniform,
+    Zipf,
+}
+
+/// One service instance to send to.
+struct Target {
+    addr: SocketAddr,
+    host: String,
 }
 
 /// What every connection task shares.
 struct Plan {
-    addr: SocketAddr,
-    host: String,
-    path: String,
+    targets: Vec<Target>,
+    /// Claim path of each campaign, in the order given.
+    paths: Vec<String>,
+    /// Zipf: cumulative weights of the campaigns (the last is 1); uniform: empty.
+    cumulative: Vec<f64>,
+    seed: u64,
     auth: String,
     run: String,
     connections: usize,
@@ -83,6 +125,16 @@ struct Plan {
     /// After this, an open-loop connection still behind its schedule sends no more.
     give_up: Instant,
     timeout: Duration,
+    /// Keep every measured request (for `--samples-file`).
+    keep_samples: bool,
+}
+
+/// One measured request, for `--samples-file`.
+struct Sample {
+    intended: Instant,
+    latency_us: u32,
+    /// `201`, or the error key.
+    outcome: String,
 }
 
 /// What one connection saw in the measured window.
@@ -92,7 +144,10 @@ struct Stats {
     created: u64,
     /// Every 201, warm-up included (to check against the rows issued).
     created_all: u64,
+    /// The same per campaign (index into `Plan::paths`).
+    created_all_by_campaign: Vec<u64>,
     latencies_us: Vec<u32>,
+    samples: Vec<Sample>,
     errors: BTreeMap<String, u64>,
     /// Due in the window but never sent (the schedule was still behind at `give_up`).
     unsent: u64,
@@ -127,28 +182,47 @@ async fn run(args: Args) -> Result<(), String> {
     if args.connections == 0 || args.seconds <= 0.0 || args.rate < 0.0 {
         return Err("--connections and --seconds must be positive, --rate not negative".into());
     }
-    let authority = args
-        .base
-        .strip_prefix("http://")
-        .ok_or("--base must start with http://")?
-        .trim_end_matches('/');
-    let addr = tokio::net::lookup_host(authority)
-        .await
-        .map_err(|e| format!("resolving {authority}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{authority} resolves to nothing"))?;
+    let mut targets = Vec::with_capacity(args.base.len());
+    for base in &args.base {
+        targets.push(resolve(base).await?);
+    }
+    let mut campaigns = args.campaign.clone();
+    if let Some(file) = &args.campaigns_file {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("reading {}: {e}", file.display()))?;
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            campaigns.push(
+                line.parse()
+                    .map_err(|e| format!("{}: campaign id {line:?}: {e}", file.display()))?,
+            );
+        }
+    }
+    if campaigns.is_empty() {
+        return Err("give at least one campaign (--campaign or --campaigns-file)".into());
+    }
+    if args.distribution == Distribution::Zipf && (args.zipf_s.is_nan() || args.zipf_s <= 0.0) {
+        return Err("--zipf-s must be positive".into());
+    }
     let run_tag = args
         .run
         .clone()
         .unwrap_or_else(|| Uuid::new_v4().simple().to_string()[..8].to_owned());
     let cpu_before = own_cpu_seconds();
-    let start = Instant::now() + Duration::from_millis(50);
+    let (anchor, anchor_wall) = (Instant::now(), std::time::SystemTime::now());
+    let start = anchor + Duration::from_millis(50);
     let measure_from = start + Duration::from_secs_f64(args.warmup_seconds.max(0.0));
     let end = measure_from + Duration::from_secs_f64(args.seconds);
     let plan = Arc::new(Plan {
-        addr,
-        host: authority.to_owned(),
-        path: format!("/v1/campaigns/{}/claims", args.campaign),
+        targets,
+        paths: campaigns
+            .iter()
+            .map(|c| format!("/v1/campaigns/{c}/claims"))
+            .collect(),
+        cumulative: match args.distribution {
+            Distribution::Uniform => Vec::new(),
+            Distribution::Zipf => zipf_cumulative(campaigns.len(), args.zipf_s),
+        },
+        seed: args.seed,
         auth: format!("Bearer {}", args.token),
         run: run_tag,
         connections: args.connections,
@@ -159,19 +233,31 @@ async fn run(args: Args) -> Result<(), String> {
         end,
         give_up: end + BACKLOG_GRACE,
         timeout: Duration::from_secs_f64(args.timeout_seconds),
+        keep_samples: args.samples_file.is_some(),
     });
 
     let tasks: Vec<_> = (0..args.connections)
         .map(|conn| tokio::spawn(connection(plan.clone(), conn)))
         .collect();
-    let mut total = Stats::default();
+    let mut total = Stats {
+        created_all_by_campaign: vec![0; campaigns.len()],
+        ..Stats::default()
+    };
     for task in tasks {
         let stats = task.await.map_err(|e| format!("task panicked: {e}"))?;
         total.requests += stats.requests;
         total.created += stats.created;
         total.created_all += stats.created_all;
+        for (sum, n) in total
+            .created_all_by_campaign
+            .iter_mut()
+            .zip(&stats.created_all_by_campaign)
+        {
+            *sum += n;
+        }
         total.unsent += stats.unsent;
         total.latencies_us.extend(stats.latencies_us);
+        total.samples.extend(stats.samples);
         for (key, count) in stats.errors {
             *total.errors.entry(key).or_default() += count;
         }
@@ -190,17 +276,43 @@ async fn run(args: Args) -> Result<(), String> {
             done.saturating_duration_since(measure_from).as_secs_f64()
         })
         .max(args.seconds);
+    if let Some(path) = &args.samples_file {
+        let wall0 = anchor_wall
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|e| format!("clock: {e}"))?
+            .as_secs_f64();
+        total.samples.sort_by_key(|s| s.intended);
+        let mut text = String::with_capacity(total.samples.len() * 32);
+        for s in &total.samples {
+            let at = wall0 + s.intended.saturating_duration_since(anchor).as_secs_f64();
+            let ms = f64::from(s.latency_us) / 1000.0;
+            text.push_str(&format!("{at:.3} {ms:.3} {}\n", s.outcome));
+        }
+        std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
     total.latencies_us.sort_unstable();
     let p = |q: f64| percentile_ms(&total.latencies_us, q);
     let line = serde_json::json!({
         "mode": if args.rate > 0.0 { "open" } else { "closed" },
         "offered_rate": args.rate,
         "connections": args.connections,
+        "instances": args.base.len(),
+        "campaigns": campaigns.len(),
+        "distribution": match args.distribution {
+            Distribution::Uniform => "uniform",
+            Distribution::Zipf => "zipf",
+        },
+        "zipf_s": (args.distribution == Distribution::Zipf).then_some(args.zipf_s),
         "seconds": args.seconds,
         "window_seconds": round(window, 3),
         "requests": total.requests,
         "created": total.created,
         "created_all": total.created_all,
+        "created_all_by_campaign": campaigns
+            .iter()
+            .map(|c| c.to_string())
+            .zip(total.created_all_by_campaign.iter().copied())
+            .collect::<BTreeMap<_, _>>(),
         "claims_per_s": round(total.created as f64 / window, 1),
         "p50_ms": p(0.50),
         "p90_ms": p(0.90),
@@ -215,7 +327,12 @@ async fn run(args: Args) -> Result<(), String> {
 
 /// One keep-alive connection's loop.
 async fn connection(plan: Arc<Plan>, conn: usize) -> Stats {
-    let mut stats = Stats::default();
+    let mut stats = Stats {
+        created_all_by_campaign: vec![0; plan.paths.len()],
+        ..Stats::default()
+    };
+    let target = &plan.targets[conn % plan.targets.len()];
+    let mut rng = SplitMix64(plan.seed ^ (conn as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut sender: Option<SendRequest<Full<Bytes>>> = None;
     let mut next_due = match plan.interval {
         Some(interval) => plan.start + interval.mul_f64(conn as f64 / plan.connections as f64),
@@ -249,11 +366,13 @@ async fn connection(plan: Arc<Plan>, conn: usize) -> Stats {
             }
         };
         let measured = intended >= plan.measure_from;
+        let campaign = pick_campaign(&plan, &mut rng);
+        let request = (target, plan.paths[campaign].as_str(), conn, seq);
         let outcome = match sender.as_mut() {
-            Some(sender) => send(&plan, sender, conn, seq).await,
-            None => match open(&plan).await {
+            Some(sender) => send(&plan, sender, request).await,
+            None => match open(target).await {
                 Ok(mut fresh) => {
-                    let outcome = send(&plan, &mut fresh, conn, seq).await;
+                    let outcome = send(&plan, &mut fresh, request).await;
                     sender = Some(fresh);
                     outcome
                 }
@@ -263,7 +382,10 @@ async fn connection(plan: Arc<Plan>, conn: usize) -> Stats {
         seq += 1;
         let done = Instant::now();
         match outcome {
-            Outcome::Created => stats.created_all += 1,
+            Outcome::Created => {
+                stats.created_all += 1;
+                stats.created_all_by_campaign[campaign] += 1;
+            }
             Outcome::Failed(_) => sender = None,
             Outcome::Refused(_) => {}
         }
@@ -276,9 +398,18 @@ async fn connection(plan: Arc<Plan>, conn: usize) -> Stats {
         stats.requests += 1;
         stats.last_done = Some(done);
         let us = done.saturating_duration_since(intended).as_micros();
-        stats
-            .latencies_us
-            .push(u32::try_from(us).unwrap_or(u32::MAX));
+        let latency_us = u32::try_from(us).unwrap_or(u32::MAX);
+        stats.latencies_us.push(latency_us);
+        if plan.keep_samples {
+            stats.samples.push(Sample {
+                intended,
+                latency_us,
+                outcome: match &outcome {
+                    Outcome::Created => "201".to_owned(),
+                    Outcome::Refused(key) | Outcome::Failed(key) => key.clone(),
+                },
+            });
+        }
         match outcome {
             Outcome::Created => stats.created += 1,
             Outcome::Refused(key) => *stats.errors.entry(key).or_default() += 1,
@@ -302,8 +433,8 @@ enum Outcome {
     Failed(String),
 }
 
-async fn open(plan: &Plan) -> Result<SendRequest<Full<Bytes>>, String> {
-    let stream = TcpStream::connect(plan.addr)
+async fn open(target: &Target) -> Result<SendRequest<Full<Bytes>>, String> {
+    let stream = TcpStream::connect(target.addr)
         .await
         .map_err(|e| format!("io connect: {}", e.kind()))?;
     stream.set_nodelay(true).ok();
@@ -316,15 +447,17 @@ async fn open(plan: &Plan) -> Result<SendRequest<Full<Bytes>>, String> {
     Ok(sender)
 }
 
+/// Where one request goes and whose it is: target, path, connection, sequence number.
+type RequestSpec<'a> = (&'a Target, &'a str, usize, u64);
+
 async fn send(
     plan: &Plan,
     sender: &mut SendRequest<Full<Bytes>>,
-    conn: usize,
-    seq: u64,
+    (target, path, conn, seq): RequestSpec<'_>,
 ) -> Outcome {
     let body = format!(r#"{{"user_id":"{}-{conn}-{seq}"}}"#, plan.run);
-    let request = Request::post(plan.path.as_str())
-        .header(HOST, plan.host.as_str())
+    let request = Request::post(path)
+        .header(HOST, target.host.as_str())
         .header(AUTHORIZATION, plan.auth.as_str())
         .header(CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(body)));
@@ -350,6 +483,70 @@ async fn send(
                 .unwrap_or_else(|| "-".into());
             Outcome::Refused(format!("{} {code}", status.as_u16()))
         }
+    }
+}
+
+/// Resolves `http://HOST:PORT` to the address to connect to.
+async fn resolve(base: &str) -> Result<Target, String> {
+    let authority = base
+        .strip_prefix("http://")
+        .ok_or("--base must start with http://")?
+        .trim_end_matches('/');
+    let addr = tokio::net::lookup_host(authority)
+        .await
+        .map_err(|e| format!("resolving {authority}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{authority} resolves to nothing"))?;
+    Ok(Target {
+        addr,
+        host: authority.to_owned(),
+    })
+}
+
+/// Cumulative Zipf(s) weights of ranks 1..=n, normalised so the last is 1.
+fn zipf_cumulative(n: usize, s: f64) -> Vec<f64> {
+    let mut sum = 0.0;
+    let mut cumulative: Vec<f64> = (1..=n)
+        .map(|k| {
+            sum += (k as f64).powf(-s);
+            sum
+        })
+        .collect();
+    for c in &mut cumulative {
+        *c /= sum;
+    }
+    cumulative
+}
+
+/// The campaign (index into `plan.paths`) of the next request.
+fn pick_campaign(plan: &Plan, rng: &mut SplitMix64) -> usize {
+    let n = plan.paths.len();
+    if n == 1 {
+        return 0;
+    }
+    let u = rng.next_f64();
+    if plan.cumulative.is_empty() {
+        ((u * n as f64) as usize).min(n - 1)
+    } else {
+        plan.cumulative.partition_point(|&c| c <= u).min(n - 1)
+    }
+}
+
+/// SplitMix64: a small, fast generator, plenty for spreading requests over campaigns.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
@@ -386,4 +583,56 @@ fn own_cpu_seconds() -> f64 {
     };
     // After the command name: state is field 0, utime field 11, stime field 12.
     (ticks(11) + ticks(12)) / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zipf_weights_fall_as_a_power_of_the_rank() {
+        let c = zipf_cumulative(1000, 1.1);
+        assert!((c[999] - 1.0).abs() < 1e-12);
+        let p1 = c[0];
+        let p2 = c[1] - c[0];
+        assert!((p1 / p2 - 2f64.powf(1.1)).abs() < 1e-9);
+        // H(1000, 1.1) is about 5.57, so rank 1 draws about 18% of the requests.
+        assert!((0.17..0.19).contains(&p1), "{p1}");
+    }
+
+    #[test]
+    fn draws_follow_the_distribution() {
+        let plan = |cumulative: Vec<f64>, n: usize| Plan {
+            targets: Vec::new(),
+            paths: vec![String::new(); n],
+            cumulative,
+            seed: 7,
+            auth: String::new(),
+            run: String::new(),
+            connections: 1,
+            interval: None,
+            start: Instant::now(),
+            measure_from: Instant::now(),
+            end: Instant::now(),
+            give_up: Instant::now(),
+            timeout: Duration::ZERO,
+            keep_samples: false,
+        };
+        let count = |plan: &Plan| {
+            let mut rng = SplitMix64(plan.seed);
+            let mut seen = vec![0u32; plan.paths.len()];
+            for _ in 0..100_000 {
+                seen[pick_campaign(plan, &mut rng)] += 1;
+            }
+            seen
+        };
+        let uniform = count(&plan(Vec::new(), 10));
+        assert!(
+            uniform.iter().all(|&n| (9_000..11_000).contains(&n)),
+            "{uniform:?}"
+        );
+        let zipf = count(&plan(zipf_cumulative(1000, 1.1), 1000));
+        assert!((17_000..19_500).contains(&zipf[0]), "{}", zipf[0]);
+        assert!(zipf[0] > zipf[1] && zipf[1] > zipf[9] && zipf[9] > zipf[99]);
+    }
 }
