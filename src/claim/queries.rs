@@ -15,35 +15,33 @@ use crate::store::{CodeStatus, padded, placeholders, statement};
 /// A campaign-day counter's key.
 pub type DayKey = (Uuid, NaiveDate);
 
-/// What the claim path needs to know about a campaign before its transaction.
+/// What a writer learns about a campaign it has not seen yet: the time zone (never changed
+/// after creation) and which of the asked days already have a counter row. Everything that
+/// decides a claim is read later, under the transaction's locks.
 #[derive(Debug, Clone)]
-pub struct CampaignState {
+pub struct CampaignSighting {
     pub id: Uuid,
-    pub active: bool,
-    pub starts_at: Option<DateTime<Utc>>,
-    pub ends_at: Option<DateTime<Utc>>,
-    pub daily_limit: Option<i32>,
     pub time_zone: String,
-    /// The campaign's counters among the days asked for (day, issued).
-    pub counters: Vec<(NaiveDate, i64)>,
+    /// The days among those asked for whose counter row exists.
+    pub counter_days: Vec<NaiveDate>,
 }
 
-/// The campaigns' settings with their counters of `days` (the days the caller expects each
-/// campaign to be on; a counter of another day is simply not returned), and the database's
-/// clock, in one round trip. `None` for the instant when no campaign exists.
-pub async fn campaign_states(
+/// The campaigns' time zones with their counter rows among `days` (the days the caller
+/// expects each campaign to be on), and the database's clock, in one round trip. `None` for
+/// the instant when no campaign exists.
+pub async fn sight_campaigns(
     db: &impl ConnectionTrait,
     ids: &[Uuid],
     days: &[NaiveDate],
-) -> Result<(Option<DateTime<Utc>>, Vec<CampaignState>), DbErr> {
+) -> Result<(Option<DateTime<Utc>>, Vec<CampaignSighting>), DbErr> {
     let now = match db.get_database_backend() {
         DbBackend::Sqlite => "strftime('%Y-%m-%d %H:%M:%S', 'now')",
         _ => "UTC_TIMESTAMP()",
     };
     let sql = format!(
-        "SELECT c.id, c.active, c.starts_at, c.ends_at, c.daily_limit, c.time_zone, d.day, \
-         d.issued, {now} FROM campaigns c LEFT JOIN campaign_day_counters d \
-         ON d.campaign_id = c.id AND d.day IN {} WHERE c.id IN {} ORDER BY c.id",
+        "SELECT c.id, c.time_zone, d.day, {now} FROM campaigns c \
+         LEFT JOIN campaign_day_counters d ON d.campaign_id = c.id AND d.day IN {} \
+         WHERE c.id IN {} ORDER BY c.id",
         placeholders(days.len().next_power_of_two()),
         placeholders(ids.len().next_power_of_two()),
     );
@@ -51,29 +49,22 @@ pub async fn campaign_states(
     values.extend(padded(ids).map(|id| Value::from(*id)));
     let rows = db.query_all_raw(statement(db, sql, values)).await?;
     let mut now = None;
-    let mut states: Vec<CampaignState> = Vec::with_capacity(ids.len());
+    let mut sightings: Vec<CampaignSighting> = Vec::with_capacity(ids.len());
     for row in rows {
-        now = Some(row.try_get_by_index::<NaiveDateTime>(8)?.and_utc());
+        now = Some(row.try_get_by_index::<NaiveDateTime>(3)?.and_utc());
         let id: Uuid = row.try_get_by_index(0)?;
-        let counter = match row.try_get_by_index::<Option<NaiveDate>>(6)? {
-            Some(day) => Some((day, i64::from(row.try_get_by_index::<i32>(7)?))),
-            None => None,
-        };
-        if let Some(state) = states.last_mut().filter(|state| state.id == id) {
-            state.counters.extend(counter);
+        let day: Option<NaiveDate> = row.try_get_by_index(2)?;
+        if let Some(sighting) = sightings.last_mut().filter(|sighting| sighting.id == id) {
+            sighting.counter_days.extend(day);
             continue;
         }
-        states.push(CampaignState {
+        sightings.push(CampaignSighting {
             id,
-            active: row.try_get_by_index(1)?,
-            starts_at: row.try_get_by_index(2)?,
-            ends_at: row.try_get_by_index(3)?,
-            daily_limit: row.try_get_by_index(4)?,
-            time_zone: row.try_get_by_index(5)?,
-            counters: counter.into_iter().collect(),
+            time_zone: row.try_get_by_index(1)?,
+            counter_days: day.into_iter().collect(),
         });
     }
-    Ok((now, states))
+    Ok((now, sightings))
 }
 
 /// `(a, b) IN …` over `n` pairs: a row-constructor list on MySQL/MariaDB (a range scan of the

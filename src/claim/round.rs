@@ -412,7 +412,7 @@ async fn prepare<'c>(
         if unseen.is_empty() {
             Ok((None, Vec::new()))
         } else {
-            queries::campaign_states(db, &unseen, &guessed_days).await
+            queries::sight_campaigns(db, &unseen, &guessed_days).await
         }
     });
     for claim in claimed? {
@@ -439,7 +439,7 @@ async fn prepare<'c>(
         ctx.memory.time_zones.insert(state.id, time_zone);
         let day = local_day(now, time_zone);
         seen.insert(state.id, (time_zone, day));
-        let counter = if state.counters.iter().any(|(d, _)| *d == day) {
+        let counter = if state.counter_days.contains(&day) {
             CounterSeen::Value
         } else if guessed_days.contains(&day) {
             CounterSeen::Missing
