@@ -139,7 +139,8 @@ access=$(grep '"request_id":"prometheus-check-1"' "$work/service.log" | grep '"m
 [[ -n "$access" ]] || { tail -5 "$work/service.log"; fail "no access line with the request id"; }
 jq -e '.fields.status == 201 and (.fields.latency_ms | type == "number") and .span.route == "/v1/campaigns/{campaign_id}/claims"' <<<"$access" >/dev/null \
   || fail "the access line lacks status, latency or route: $access"
-grep '"message":"claim round"' "$work/service.log" | grep -q 'prometheus-check-1' \
+# One grep: with pipefail, `grep | grep -q` fails when -q stops reading early (SIGPIPE).
+grep -q '"message":"claim round".*prometheus-check-1' "$work/service.log" \
   || fail "the claim writer's round line does not name the request id"
 say "log: access line $(jq -c '{request_id: .span.request_id, route: .span.route, status: .fields.status, latency_ms: .fields.latency_ms}' <<<"$access"); the claim round line names it"
 
