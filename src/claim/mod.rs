@@ -2,8 +2,10 @@
 //! claims of any number of campaigns coalesced into few transactions.
 //!
 //! # Shape
-//! Requests go to a bounded queue. A writer task takes whatever is queued (up to `max_batch`,
-//! waiting `linger` for more only if configured, so an idle service adds no delay) and decides
+//! Requests go to a bounded queue. A writer task takes whatever is queued (up to `max_batch`;
+//! if that is more than one claim, it waits up to `linger` in all for more — under load the
+//! clients answered by the last round are about to come back — while a lone claim runs at
+//! once, so an idle service adds no delay) and decides
 //! it as one round (`round::claim_round`): a read of the users' existing claims (and, for a
 //! campaign the writer has not seen yet, of the campaign), then one issuing transaction for
 //! every campaign of the round. Each request is answered only after that transaction has committed.
@@ -131,8 +133,9 @@ pub struct CoalescingSettings {
     pub writers: usize,
     /// Most claims one transaction carries.
     pub max_batch: usize,
-    /// How long a writer waits for more claims when fewer than `max_batch` are queued (zero:
-    /// it never waits, so an idle service answers at once).
+    /// How long in all a writer that found more than one claim queued waits for more while
+    /// fewer than `max_batch` are there (zero: never). A lone claim never waits, so an idle
+    /// service answers at once.
     pub linger: Duration,
     /// How long a request waits for its answer before it is told `unavailable`.
     pub request_timeout: Duration,

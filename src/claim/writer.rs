@@ -159,11 +159,19 @@ async fn take_round(
     while jobs.len() < settings.max_batch {
         match receiver.try_recv() {
             Ok(job) => jobs.push(job),
-            Err(_) if settings.linger.is_zero() => break,
-            Err(_) => match tokio::time::timeout(settings.linger, receiver.recv()).await {
+            Err(_) => break,
+        }
+    }
+    // Only a round that already found claims queued behind its first waits for more: under
+    // load the clients answered by the last round are about to come back and can share this
+    // one's transaction; a lone claim (an idle service) runs at once.
+    if jobs.len() > 1 && !settings.linger.is_zero() {
+        let deadline = tokio::time::Instant::now() + settings.linger;
+        while jobs.len() < settings.max_batch {
+            match tokio::time::timeout_at(deadline, receiver.recv()).await {
                 Ok(Some(job)) => jobs.push(job),
                 _ => break,
-            },
+            }
         }
     }
     true
@@ -361,10 +369,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn with_a_linger_a_round_waits_for_claims_that_arrive_meanwhile() {
+    async fn under_load_a_lingering_round_waits_for_claims_that_arrive_meanwhile() {
         let (queue, receiver) = mpsc::channel(16);
         let campaign = Uuid::new_v4();
         queue.send(job(campaign, "early")).await.unwrap();
+        queue.send(job(campaign, "also early")).await.unwrap();
         let late = queue.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -372,12 +381,56 @@ mod tests {
         });
         let lingering = CoalescingSettings {
             linger: Duration::from_millis(500),
-            ..settings(2)
+            ..settings(3)
         };
         let mut jobs = Vec::new();
         let receiver = Mutex::new(receiver);
         assert!(take_round(&receiver, &mut jobs, &mut Vec::new(), lingering).await);
-        assert_eq!(jobs.len(), 2, "the late claim joined the round");
+        assert_eq!(jobs.len(), 3, "the late claim joined the round");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lone_claim_never_lingers_and_a_round_lingers_once_in_all() {
+        let (queue, receiver) = mpsc::channel(16);
+        let campaign = Uuid::new_v4();
+        let lingering = CoalescingSettings {
+            linger: Duration::from_millis(500),
+            ..settings(8)
+        };
+        let receiver = Mutex::new(receiver);
+        queue.send(job(campaign, "alone")).await.unwrap();
+        let started = tokio::time::Instant::now();
+        let mut jobs = Vec::new();
+        assert!(take_round(&receiver, &mut jobs, &mut Vec::new(), lingering).await);
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(
+            started.elapsed(),
+            Duration::ZERO,
+            "a lone claim runs at once"
+        );
+
+        queue.send(job(campaign, "a")).await.unwrap();
+        queue.send(job(campaign, "b")).await.unwrap();
+        let trickle = queue.clone();
+        tokio::spawn(async move {
+            for i in 0..4 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                trickle.send(job(campaign, &format!("t{i}"))).await.unwrap();
+            }
+        });
+        let started = tokio::time::Instant::now();
+        jobs.clear();
+        assert!(take_round(&receiver, &mut jobs, &mut Vec::new(), lingering).await);
+        assert_eq!(
+            jobs.len(),
+            4,
+            "two queued and the two that came within the linger"
+        );
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_millis(500),
+            "one linger in all"
+        );
     }
 
     #[test]
