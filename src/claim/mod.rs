@@ -6,9 +6,10 @@
 //! if that is more than one claim, it waits up to `linger` in all for more — under load the
 //! clients answered by the last round are about to come back — while a lone claim runs at
 //! once, so an idle service adds no delay) and decides
-//! it as one round (`round::claim_round`): a read of the users' existing claims (and, for a
-//! campaign the writer has not seen yet, of the campaign), then one issuing transaction for
-//! every campaign of the round. Each request is answered only after that transaction has committed.
+//! it as one round (`round::claim_round`): for a campaign the writer has not seen yet, a read of
+//! the campaign; then one issuing transaction for every campaign of the round, whose `BEGIN` and
+//! locking statement run while another connection reads the users' existing claims. Each
+//! request is answered only after that transaction has committed.
 //! Repeats of one user inside a round share one result (`plan`).
 //!
 //! # Isolation: one campaign never holds back another

@@ -216,15 +216,48 @@ struct Decided<'p, 'c> {
     picked: Vec<(i64, String)>,
 }
 
-/// One pass: the reads, then one issuing transaction. Returns the claims it left unfinished.
+/// One pass: the campaigns' days, then one issuing transaction, whose `BEGIN` and locking
+/// statement run while another connection reads the users' existing claims (the read needs no
+/// lock and the locks need nothing from it). Returns the claims it left unfinished.
 async fn attempt(
     ctx: &mut RoundContext<'_>,
     pending: &[CampaignClaims],
     result: &mut RoundResult,
 ) -> Result<Vec<(CampaignClaims, Unfinished)>, DbErr> {
     let db = ctx.db;
-    let planned = prepare(ctx, pending, result).await?;
+    let days = campaign_days(ctx, pending).await?;
+    let keys: Vec<DayKey> = pending
+        .iter()
+        .filter_map(|claims| {
+            let (_, day) = days.get(&claims.campaign_id)?;
+            Some((claims.campaign_id, *day))
+        })
+        .collect();
+    let pairs: Vec<(Uuid, &str)> = pending
+        .iter()
+        .flat_map(|claims| {
+            claims
+                .users
+                .iter()
+                .map(move |user| (claims.campaign_id, user.as_str()))
+        })
+        .collect();
+    let mode = ctx.counter_locks;
+    let (claimed, locking) = tokio::join!(queries::claims_of_users(db, &pairs), async {
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        let txn = begin(db).await?;
+        let locked = queries::lock_campaign_days(&txn, &keys, mode).await?;
+        Ok::<_, DbErr>(Some((txn, locked)))
+    });
+    answer_replays(claimed?, result);
+    let planned = plan(pending, &days, result);
+    let Some((txn, locked)) = locking? else {
+        return Ok(Vec::new());
+    };
     if planned.is_empty() {
+        txn.rollback().await?;
         return Ok(Vec::new());
     }
     let mut unfinished = Vec::new();
@@ -236,9 +269,6 @@ async fn attempt(
         (claims, why)
     };
 
-    let txn = begin(db).await?;
-    let keys: Vec<DayKey> = planned.iter().map(Planned::key).collect();
-    let locked = queries::lock_campaign_days(&txn, &keys, ctx.counter_locks).await?;
     let mut decided = Vec::with_capacity(planned.len());
     for planned in &planned {
         let campaign_id = planned.claims.campaign_id;
@@ -355,17 +385,15 @@ enum CounterSeen {
     NotRead,
 }
 
-/// The reads before the transaction, on two connections at the cost of one round trip: the
-/// users' existing claims, and — only for a campaign whose time zone or day counter this writer
-/// has not seen yet — the campaign with the database's clock, creating the day's counter row
-/// if it is missing (in a statement of its own, so the transaction only locks rows that
-/// exist). Answers replays and unknown campaigns; returns the campaigns left to issue for, each
-/// on the day the database's clock is expected to be on (checked under the locks).
-async fn prepare<'c>(
+/// The day each campaign is expected to be on (by the database's clock; checked under the
+/// locks), with its counter row known to exist. Reads only for a campaign whose time zone or
+/// day counter this writer has not seen yet: the campaign with the database's clock, then the
+/// day's counter row is created if it is missing (in a statement of its own, so the
+/// transaction only locks rows that exist). A campaign that does not exist is absent.
+async fn campaign_days(
     ctx: &mut RoundContext<'_>,
-    pending: &'c [CampaignClaims],
-    result: &mut RoundResult,
-) -> Result<Vec<Planned<'c>>, DbErr> {
+    pending: &[CampaignClaims],
+) -> Result<HashMap<Uuid, (Tz, NaiveDate)>, DbErr> {
     let db = ctx.db;
     let pinned = ctx.clock.pinned();
     let estimate = pinned.unwrap_or_else(|| Utc::now() + ctx.memory.clock_offset);
@@ -399,33 +427,10 @@ async fn prepare<'c>(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let pairs: Vec<(Uuid, &str)> = pending
-        .iter()
-        .flat_map(|claims| {
-            claims
-                .users
-                .iter()
-                .map(move |user| (claims.campaign_id, user.as_str()))
-        })
-        .collect();
-    let (claimed, states) = tokio::join!(queries::claims_of_users(db, &pairs), async {
-        if unseen.is_empty() {
-            Ok((None, Vec::new()))
-        } else {
-            queries::sight_campaigns(db, &unseen, &guessed_days).await
-        }
-    });
-    for claim in claimed? {
-        let Ok(user) = UserId::parse(&claim.user_id) else {
-            tracing::error!(campaign_id = %claim.campaign_id, user_id = %claim.user_id,
-                "stored user id does not parse");
-            continue;
-        };
-        result
-            .answers
-            .insert((claim.campaign_id, user), Ok(ClaimOutcome::Replayed(claim)));
+    if unseen.is_empty() {
+        return Ok(seen);
     }
-    let (database_now, states) = states?;
+    let (database_now, states) = queries::sight_campaigns(db, &unseen, &guessed_days).await?;
     if let Some(database_now) = database_now {
         ctx.memory.clock_offset = database_now - Utc::now();
     }
@@ -480,6 +485,30 @@ async fn prepare<'c>(
         .known_counters
         .extend(counters.into_iter().map(|(key, _)| key));
 
+    Ok(seen)
+}
+
+/// Answers the users who already hold a claim with it (a replay).
+fn answer_replays(claimed: Vec<IssuedClaim>, result: &mut RoundResult) {
+    for claim in claimed {
+        let Ok(user) = UserId::parse(&claim.user_id) else {
+            tracing::error!(campaign_id = %claim.campaign_id, user_id = %claim.user_id,
+                "stored user id does not parse");
+            continue;
+        };
+        result
+            .answers
+            .insert((claim.campaign_id, user), Ok(ClaimOutcome::Replayed(claim)));
+    }
+}
+
+/// The campaigns left to issue for, with their users not answered yet; the users of a campaign
+/// that does not exist are answered `campaign_not_found`.
+fn plan<'c>(
+    pending: &'c [CampaignClaims],
+    days: &HashMap<Uuid, (Tz, NaiveDate)>,
+    result: &mut RoundResult,
+) -> Vec<Planned<'c>> {
     let mut planned = Vec::with_capacity(pending.len());
     for claims in pending {
         let campaign_id = claims.campaign_id;
@@ -489,7 +518,7 @@ async fn prepare<'c>(
             .filter(|user| !result.is_answered(campaign_id, user))
             .cloned()
             .collect();
-        let Some((time_zone, day)) = seen.get(&campaign_id).copied() else {
+        let Some((time_zone, day)) = days.get(&campaign_id).copied() else {
             result.answer_all(campaign_id, &wanting, &ClaimRefusal::CampaignNotFound);
             continue;
         };
@@ -502,7 +531,7 @@ async fn prepare<'c>(
             });
         }
     }
-    Ok(planned)
+    planned
 }
 
 fn is_open(day: &LockedDay, now: DateTime<Utc>) -> bool {
