@@ -2,10 +2,11 @@
 //! claims of any number of campaigns coalesced into few transactions.
 //!
 //! # Shape
-//! Requests go to a bounded queue. A writer task takes whatever is queued (up to `max_batch`;
-//! if that is more than one claim, it waits up to `linger` in all for more — under load the
-//! clients answered by the last round are about to come back — while a lone claim runs at
-//! once, so an idle service adds no delay) and decides
+//! Requests go to a bounded queue. A writer task takes whatever is queued (up to `max_batch`).
+//! Under load — more than one claim queued, or a last round of several — it waits for more
+//! while they keep coming (the clients the last round answered are on their way back), up to
+//! `linger` in all; a lone claim after a lone round runs at once, so an idle service adds no
+//! delay. It decides
 //! it as one round (`round::claim_round`): for a campaign the writer has not seen yet, a read of
 //! the campaign; then one issuing transaction for every campaign of the round, whose `BEGIN` and
 //! locking statement run while another connection reads the users' existing claims. Each

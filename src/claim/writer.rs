@@ -30,6 +30,10 @@ const DEFERRED_PAUSE: Duration = Duration::from_millis(1);
 /// back to the shared rounds: briefly, since a lane's rounds carry one campaign each, and the
 /// shared rounds are where spread load is cheap.
 const LANE_IDLE: Duration = Duration::from_millis(5);
+/// The longest a lingering round waits for the next claim: the clients a round answered come
+/// back within microseconds of each other, so a silence this long means they are all back
+/// (Tokio's timers tick in milliseconds: this is the shortest wait there is).
+const LINGER_GAP: Duration = Duration::from_millis(1);
 
 /// What writers and lanes share.
 pub(super) struct Shared {
@@ -75,10 +79,20 @@ pub(super) async fn run_writer(receiver: Arc<Mutex<mpsc::Receiver<Job>>>, shared
     let mut memory = WriterMemory::default();
     let mut jobs = Vec::with_capacity(shared.settings.max_batch);
     let mut deferred = Vec::new();
+    let mut last_round = 0;
     loop {
-        if !take_round(&receiver, &mut jobs, &mut deferred, shared.settings).await {
+        if !take_round(
+            &receiver,
+            &mut jobs,
+            &mut deferred,
+            shared.settings,
+            last_round,
+        )
+        .await
+        {
             return;
         }
+        last_round = jobs.len();
         // A caller that has gone (its claim timed out, or it disconnected) while the claim
         // waited gets nothing issued: no code goes to someone who was told 503.
         jobs.retain(|job| !job.reply.is_closed());
@@ -136,13 +150,15 @@ async fn refuse_queued_as_unavailable(receiver: &Mutex<mpsc::Receiver<Job>>) {
 /// Fills `jobs` with the next round: the deferred requests first, then what is queued, up to
 /// `max_batch`. Without deferred requests it waits for the first one (the writers share the
 /// receiver: whoever holds its lock takes the next round, so rounds do not interleave); with
-/// them it waits at most [`DEFERRED_PAUSE`]. False when the queue is closed and nothing is
-/// deferred.
+/// them it waits at most [`DEFERRED_PAUSE`]. Under load (see the body; `last_round` is how
+/// many requests the writer's last round carried) it then lingers for more. False when the
+/// queue is closed and nothing is deferred.
 async fn take_round(
     receiver: &Mutex<mpsc::Receiver<Job>>,
     jobs: &mut Vec<Job>,
     deferred: &mut Vec<Job>,
     settings: CoalescingSettings,
+    last_round: usize,
 ) -> bool {
     let mut receiver = receiver.lock().await;
     if deferred.is_empty() {
@@ -162,13 +178,16 @@ async fn take_round(
             Err(_) => break,
         }
     }
-    // Only a round that already found claims queued behind its first waits for more: under
-    // load the clients answered by the last round are about to come back and can share this
-    // one's transaction; a lone claim (an idle service) runs at once.
-    if jobs.len() > 1 && !settings.linger.is_zero() {
+    // Under load — claims queued behind the first, or a last round of several — the clients
+    // the last round answered are about to come back and can share this round's transaction:
+    // it waits for them while they keep arriving (each at most LINGER_GAP after the one
+    // before), up to `linger` in all. A lone claim after a lone round (an idle service) runs
+    // at once.
+    if (jobs.len() > 1 || last_round > 1) && !settings.linger.is_zero() {
         let deadline = tokio::time::Instant::now() + settings.linger;
         while jobs.len() < settings.max_batch {
-            match tokio::time::timeout_at(deadline, receiver.recv()).await {
+            let next = (tokio::time::Instant::now() + LINGER_GAP).min(deadline);
+            match tokio::time::timeout_at(next, receiver.recv()).await {
                 Ok(Some(job)) => jobs.push(job),
                 _ => break,
             }
@@ -341,14 +360,14 @@ mod tests {
         }
         let receiver = Mutex::new(receiver);
         let (mut jobs, mut deferred) = (Vec::new(), Vec::new());
-        assert!(take_round(&receiver, &mut jobs, &mut deferred, settings(4)).await);
+        assert!(take_round(&receiver, &mut jobs, &mut deferred, settings(4), 0).await);
         assert_eq!(jobs.len(), 4, "coalesced up to max_batch");
         jobs.clear();
-        assert!(take_round(&receiver, &mut jobs, &mut deferred, settings(4)).await);
+        assert!(take_round(&receiver, &mut jobs, &mut deferred, settings(4), 0).await);
         assert_eq!(jobs.len(), 2, "the rest, without waiting for more");
         drop(queue);
         jobs.clear();
-        assert!(!take_round(&receiver, &mut jobs, &mut deferred, settings(4)).await);
+        assert!(!take_round(&receiver, &mut jobs, &mut deferred, settings(4), 0).await);
     }
 
     #[tokio::test]
@@ -360,76 +379,83 @@ mod tests {
         let receiver = Mutex::new(receiver);
         let mut deferred = vec![job(campaign, "old")];
         let mut jobs = Vec::new();
-        assert!(take_round(&receiver, &mut jobs, &mut deferred, settings(4)).await);
+        assert!(take_round(&receiver, &mut jobs, &mut deferred, settings(4), 0).await);
         let users: Vec<&str> = jobs.iter().map(|job| job.user.as_str()).collect();
         assert_eq!(users, ["old", "new"]);
         assert!(deferred.is_empty());
         jobs.clear();
-        assert!(!take_round(&receiver, &mut jobs, &mut deferred, settings(4)).await);
+        assert!(!take_round(&receiver, &mut jobs, &mut deferred, settings(4), 0).await);
     }
 
-    #[tokio::test]
-    async fn under_load_a_lingering_round_waits_for_claims_that_arrive_meanwhile() {
-        let (queue, receiver) = mpsc::channel(16);
+    /// Queues `initial` claims now and `later` more, one each time the test's task yields (no
+    /// time passes between them, as when the clients of a round come back).
+    async fn arrivals(initial: usize, later: usize) -> mpsc::Receiver<Job> {
+        let (queue, receiver) = mpsc::channel(64);
         let campaign = Uuid::new_v4();
-        queue.send(job(campaign, "early")).await.unwrap();
-        queue.send(job(campaign, "also early")).await.unwrap();
-        let late = queue.clone();
+        for i in 0..initial {
+            queue.send(job(campaign, &format!("q{i}"))).await.unwrap();
+        }
         tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            late.send(job(campaign, "late")).await.unwrap();
+            for i in 0..later {
+                tokio::task::yield_now().await;
+                queue.send(job(campaign, &format!("l{i}"))).await.unwrap();
+            }
+            // The clients stay connected: the queue stays open.
+            std::future::pending::<()>().await;
+            drop(queue);
         });
+        receiver
+    }
+
+    /// How many claims `take_round` took and how long it waited for them.
+    async fn taken(
+        receiver: mpsc::Receiver<Job>,
+        linger: Duration,
+        last_round: usize,
+    ) -> (usize, Duration) {
         let lingering = CoalescingSettings {
-            linger: Duration::from_millis(500),
-            ..settings(3)
+            linger,
+            ..settings(8)
         };
-        let mut jobs = Vec::new();
-        let receiver = Mutex::new(receiver);
-        assert!(take_round(&receiver, &mut jobs, &mut Vec::new(), lingering).await);
-        assert_eq!(jobs.len(), 3, "the late claim joined the round");
+        let (receiver, mut jobs) = (Mutex::new(receiver), Vec::new());
+        let started = tokio::time::Instant::now();
+        assert!(take_round(&receiver, &mut jobs, &mut Vec::new(), lingering, last_round).await);
+        (jobs.len(), started.elapsed())
+    }
+
+    const LINGER: Duration = Duration::from_millis(10);
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lone_claim_after_a_lone_round_runs_at_once() {
+        assert_eq!(
+            taken(arrivals(1, 3).await, LINGER, 1).await,
+            (1, Duration::ZERO)
+        );
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_lone_claim_never_lingers_and_a_round_lingers_once_in_all() {
-        let (queue, receiver) = mpsc::channel(16);
-        let campaign = Uuid::new_v4();
-        let lingering = CoalescingSettings {
-            linger: Duration::from_millis(500),
-            ..settings(8)
-        };
-        let receiver = Mutex::new(receiver);
-        queue.send(job(campaign, "alone")).await.unwrap();
-        let started = tokio::time::Instant::now();
-        let mut jobs = Vec::new();
-        assert!(take_round(&receiver, &mut jobs, &mut Vec::new(), lingering).await);
-        assert_eq!(jobs.len(), 1);
+    async fn under_load_a_round_takes_claims_until_they_stop_arriving() {
+        // Queued behind the first: the round waits for the rest, then one gap of silence.
         assert_eq!(
-            started.elapsed(),
-            Duration::ZERO,
-            "a lone claim runs at once"
+            taken(arrivals(2, 4).await, LINGER, 0).await,
+            (6, LINGER_GAP)
         );
+        // Alone, but the last round carried several: their clients are coming back.
+        assert_eq!(
+            taken(arrivals(1, 2).await, LINGER, 5).await,
+            (3, LINGER_GAP)
+        );
+    }
 
-        queue.send(job(campaign, "a")).await.unwrap();
-        queue.send(job(campaign, "b")).await.unwrap();
-        let trickle = queue.clone();
-        tokio::spawn(async move {
-            for i in 0..4 {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                trickle.send(job(campaign, &format!("t{i}"))).await.unwrap();
-            }
-        });
-        let started = tokio::time::Instant::now();
-        jobs.clear();
-        assert!(take_round(&receiver, &mut jobs, &mut Vec::new(), lingering).await);
+    #[tokio::test(start_paused = true)]
+    async fn a_lingering_round_stops_at_the_maximum_or_the_linger() {
         assert_eq!(
-            jobs.len(),
-            4,
-            "two queued and the two that came within the linger"
+            taken(arrivals(2, 20).await, LINGER, 0).await,
+            (8, Duration::ZERO)
         );
         assert_eq!(
-            started.elapsed(),
-            Duration::from_millis(500),
-            "one linger in all"
+            taken(arrivals(2, 0).await, Duration::ZERO, 9).await,
+            (2, Duration::ZERO)
         );
     }
 
