@@ -697,7 +697,9 @@ async fn a_held_counter_row_stalls_its_own_campaign_only() {
     let x = app.create_campaign(json!({ "name": "X" })).await;
     let y = app.create_campaign(json!({ "name": "Y" })).await;
     app.load_codes(&x, "X", 200).await;
-    app.load_codes(&y, "Y", 8000).await;
+    // Ample for 11 s of 8 clients: a refusal of Y must mean the hold reached it, not that Y
+    // ran out (the debug build issued 9,297 here once rounds carried ~60 claims).
+    app.load_codes(&y, "Y", 40_000).await;
     assert_eq!(app.claim(&x, "x-first").await.status(), 201);
     let claims_url = app.url(&format!("/v1/campaigns/{y}/claims"));
     let claims_of_y = |phase: &'static str, duration: Duration| {
