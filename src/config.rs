@@ -106,8 +106,9 @@ pub struct Settings {
     #[arg(long, env = "GIFTCODES_CLAIM_MAX_BATCH", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1000), global = true)]
     pub claim_max_batch: u64,
 
-    /// Microseconds a writer that found claims queued waits for more before running a partial
-    /// batch (0: never); a lone claim never waits.
+    /// Microseconds in all a writer under load (claims queued, or a last round of several)
+    /// waits for more while they keep arriving (0: never); a lone claim after a lone round
+    /// never waits.
     #[arg(long, env = "GIFTCODES_CLAIM_LINGER_US", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(0..=100_000), global = true)]
     pub claim_linger_us: u64,
 

@@ -6,11 +6,10 @@
 //! Under load — more than one claim queued, or a last round of several — it waits for more
 //! while they keep coming (the clients the last round answered are on their way back), up to
 //! `linger` in all; a lone claim after a lone round runs at once, so an idle service adds no
-//! delay. It decides
-//! it as one round (`round::claim_round`): for a campaign the writer has not seen yet, a read of
-//! the campaign; then one issuing transaction for every campaign of the round, whose `BEGIN` and
-//! locking statement run while another connection reads the users' existing claims. Each
-//! request is answered only after that transaction has committed.
+//! delay. It decides them as one round (`round::claim_round`): for a campaign the writer has
+//! not seen yet, a read of the campaign; then one issuing transaction for every campaign of the
+//! round, whose `BEGIN` and locking statement run while another connection reads the users'
+//! existing claims. Each request is answered only after that transaction has committed.
 //! Repeats of one user inside a round share one result (`plan`).
 //!
 //! # Isolation: one campaign never holds back another
@@ -135,9 +134,10 @@ pub struct CoalescingSettings {
     pub writers: usize,
     /// Most claims one transaction carries.
     pub max_batch: usize,
-    /// How long in all a writer that found more than one claim queued waits for more while
-    /// fewer than `max_batch` are there (zero: never). A lone claim never waits, so an idle
-    /// service answers at once.
+    /// How long in all a writer under load (more than one claim queued, or a last round of
+    /// several) waits for more while they keep arriving and fewer than `max_batch` are there
+    /// (zero: never). A lone claim after a lone round never waits, so an idle service answers
+    /// at once.
     pub linger: Duration,
     /// How long a request waits for its answer before it is told `unavailable`.
     pub request_timeout: Duration,

@@ -84,11 +84,16 @@ pub async fn claims_of_users(
     db: &impl ConnectionTrait,
     pairs: &[(Uuid, &str)],
 ) -> Result<Vec<IssuedClaim>, DbErr> {
+    let Some(&(first_campaign, _)) = pairs.first() else {
+        return Ok(Vec::new());
+    };
     let slots = pairs.len().next_power_of_two();
     let mut values = Vec::with_capacity(2 * slots);
-    let one_campaign = pairs.windows(2).all(|two| two[0].0 == two[1].0);
+    let one_campaign = pairs
+        .iter()
+        .all(|(campaign_id, _)| *campaign_id == first_campaign);
     let condition = if one_campaign {
-        values.push(Value::from(pairs[0].0));
+        values.push(Value::from(first_campaign));
         values.extend(padded(pairs).map(|(_, user)| Value::from(*user)));
         format!("campaign_id = ? AND issued_to IN {}", placeholders(slots))
     } else {

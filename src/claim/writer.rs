@@ -400,9 +400,8 @@ mod tests {
                 tokio::task::yield_now().await;
                 queue.send(job(campaign, &format!("l{i}"))).await.unwrap();
             }
-            // The clients stay connected: the queue stays open.
+            // The clients stay connected: the task, which owns the queue, never ends.
             std::future::pending::<()>().await;
-            drop(queue);
         });
         receiver
     }
