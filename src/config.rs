@@ -98,7 +98,10 @@ pub struct Settings {
     #[arg(long, env = "GIFTCODES_DB_TIMEOUT_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=600_000), global = true)]
     pub db_timeout_ms: u64,
 
-    /// Claim writer tasks per process (each runs one claim transaction at a time).
+    /// Claim writer tasks per process, each running one claim transaction at a time; campaigns
+    /// are spread over them by id (one campaign's claims always share one writer). Keep the
+    /// writers of all instances together near the database's cores: more only makes rounds
+    /// smaller.
     #[arg(long, env = "GIFTCODES_CLAIM_WRITERS", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64), global = true)]
     pub claim_writers: u64,
 

@@ -2,14 +2,19 @@
 //! claims of any number of campaigns coalesced into few transactions.
 //!
 //! # Shape
-//! Requests go to a bounded queue. A writer task takes whatever is queued (up to `max_batch`).
+//! Campaigns are spread over the writer tasks by id, and a request goes to its campaign's
+//! writer's bounded queue, so writers never share a campaign and their transactions run side by
+//! side (a load spread over many campaigns keeps every writer busy; one campaign has one
+//! writer). A writer takes whatever is queued for it (up to `max_batch`).
 //! Under load — more than one claim queued, or a last round of several — it waits for more
 //! while they keep coming (the clients the last round answered are on their way back), up to
 //! `linger` in all; a lone claim after a lone round runs at once, so an idle service adds no
 //! delay. It decides them as one round (`round::claim_round`): for a campaign the writer has
 //! not seen yet, a read of the campaign; then one issuing transaction for every campaign of the
-//! round, whose `BEGIN` and locking statement run while another connection reads the users'
-//! existing claims. Each request is answered only after that transaction has committed.
+//! round, whose `BEGIN` and first statement run while another connection reads the users'
+//! existing claims. That statement locks the counter and campaign rows and picks codes (one
+//! `UNION ALL`, its locking read first); one `UPDATE` then marks the codes issued and writes the
+//! counters, and the transaction commits. Each request is answered only after that commit.
 //! Repeats of one user inside a round share one result (`plan`).
 //!
 //! # Isolation: one campaign never holds back another
@@ -27,7 +32,9 @@
 //! and the campaign's row (`FOR UPDATE`, counter first, in key order), holds them until it
 //! commits, and decides from what that locking read returns — the counter, the daily limit,
 //! `active` and the window, and the database's clock; the codes it marks issued commit together
-//! with the counter's new value. Writes to one row are serialized by its row lock and each
+//! with the counter's new value. (The same statement picks codes after taking those locks,
+//! before what fits is known: picked codes beyond it are left as they were, and unlocked at
+//! the commit.) Writes to one row are serialized by its row lock and each
 //! locking read sees the latest committed value, so:
 //! * **An operator's change** (limit, `active`, window) updates the campaign row and so waits
 //!   for every claim transaction holding it; every transaction after it reads the new value.
@@ -59,10 +66,11 @@
 //!
 //! # No false sold-out
 //! `SKIP LOCKED` returns nothing when every free row is locked by another transaction, and the
-//! pick starts above a per-writer cursor (see `round::pick`) before it looks below. A shortfall
-//! is answered `out_of_stock` only after a plain (non-skipping) read finds no available code
-//! in committed data; otherwise those users come back in the next round (and, if the codes
-//! stay locked, wait in their campaign's lane, which scans again until the claim timeout).
+//! pick starts above a per-writer cursor (see `round::pick_below_cursor`) before it looks
+//! below. A shortfall is answered `out_of_stock` only after a plain (non-skipping) read finds
+//! no available code in committed data; otherwise those users come back in the next round
+//! (and, if the codes stay locked, wait in their campaign's lane, which scans again until the
+//! claim timeout).
 mod plan;
 pub mod queries;
 pub mod round;
@@ -72,7 +80,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::DatabaseConnection;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
@@ -130,7 +138,8 @@ impl From<ClaimRefusal> for AppError {
 /// How claims are coalesced.
 #[derive(Debug, Clone, Copy)]
 pub struct CoalescingSettings {
-    /// Writer tasks in this process (each runs one transaction at a time).
+    /// Writer tasks in this process (each runs one transaction at a time; campaigns are spread
+    /// over them by id).
     pub writers: usize,
     /// Most claims one transaction carries.
     pub max_batch: usize,
@@ -162,23 +171,28 @@ struct Job {
 /// The handle requests use to claim; cheap to clone.
 #[derive(Clone)]
 pub struct ClaimEngine {
-    queue: mpsc::Sender<Job>,
+    /// One queue per writer; a campaign's claims always go to the same one ([`writer_of`]).
+    queues: Arc<[mpsc::Sender<Job>]>,
     request_timeout: Duration,
+}
+
+/// The writer a campaign's claims go to: campaigns are spread over the writers by id (its low
+/// bits are random in every UUID version the service makes), so the writers' transactions
+/// never carry the same campaign and run side by side without taking each other's rows.
+fn writer_of(campaign_id: Uuid, writers: usize) -> usize {
+    (campaign_id.as_u128() % writers as u128) as usize
 }
 
 impl ClaimEngine {
     /// Starts the writer tasks on the current Tokio runtime. The writers run until every
-    /// engine handle is dropped and the queue is empty; [`ClaimWriters::finish`] waits for that.
+    /// engine handle is dropped and their queues are empty; [`ClaimWriters::finish`] waits for
+    /// that.
     pub fn start(
         db: DatabaseConnection,
         clock: Arc<dyn Clock>,
         settings: CoalescingSettings,
         metrics: ClaimMetrics,
     ) -> (Self, ClaimWriters) {
-        // Room for 64 rounds of every writer: a burst waits in the queue rather than being
-        // refused, and the claim timeout bounds how long anyone waits there.
-        let (queue, receiver) = mpsc::channel(settings.max_batch * settings.writers * 64);
-        let receiver = Arc::new(Mutex::new(receiver));
         let shared = Arc::new(writer::Shared {
             db,
             clock,
@@ -187,11 +201,16 @@ impl ClaimEngine {
             metrics,
         });
         let mut tasks = JoinSet::new();
+        let mut queues = Vec::with_capacity(settings.writers);
         for _ in 0..settings.writers {
-            tasks.spawn(writer::run_writer(receiver.clone(), shared.clone()));
+            // Room for 64 rounds: a burst waits in the queue rather than being refused, and
+            // the claim timeout bounds how long anyone waits there.
+            let (queue, receiver) = mpsc::channel(settings.max_batch * 64);
+            queues.push(queue);
+            tasks.spawn(writer::run_writer(receiver, shared.clone()));
         }
         let engine = Self {
-            queue,
+            queues: queues.into(),
             request_timeout: settings.request_timeout,
         };
         (engine, ClaimWriters { tasks, shared })
@@ -199,7 +218,10 @@ impl ClaimEngine {
 
     /// Claims waiting for a writer now.
     pub fn queued(&self) -> usize {
-        self.queue.max_capacity() - self.queue.capacity()
+        self.queues
+            .iter()
+            .map(|queue| queue.max_capacity() - queue.capacity())
+            .sum()
     }
 
     /// Claims a code of `campaign_id` for `user`, answered after the issuing commit.
@@ -214,7 +236,8 @@ impl ClaimEngine {
             deferrals: 0,
         };
         let answered = tokio::time::timeout(self.request_timeout, async {
-            self.queue.send(job).await.map_err(|_| unavailable())?;
+            let queue = &self.queues[writer_of(campaign_id, self.queues.len())];
+            queue.send(job).await.map_err(|_| unavailable())?;
             answer.await.map_err(|_| unavailable())
         })
         .await

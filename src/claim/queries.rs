@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Value};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Value};
 use uuid::Uuid;
 
 use crate::store::codes::IssuedClaim;
@@ -168,52 +168,109 @@ pub struct LockedDay {
 }
 
 /// Locks the counter rows of `keys` and their campaigns' rows (`FOR UPDATE`, counters first,
-/// in key order) and returns what the transaction decides with: the day's count, the
-/// campaign's settings as committed, and the database's clock. With [`CounterLocks::Skip`] a
-/// key whose counter or campaign row another transaction holds is left out, so this never
-/// waits. On SQLite the immediate transaction already holds the only write lock.
-pub async fn lock_campaign_days(
+/// in key order), returns what the transaction decides with — the day's count, the campaign's
+/// settings as committed, and the database's clock — and then picks `parts` (see
+/// [`pick_available`]), on MySQL/MariaDB in the same statement: a `UNION ALL` runs its
+/// selects in order, so the rows are locked in the same order as by two statements, at one
+/// round trip. With [`CounterLocks::Skip`] a key whose counter or campaign row another
+/// transaction holds is left out, so this never waits. On SQLite the immediate transaction
+/// already holds the only write lock, and the two reads run one after the other.
+pub async fn lock_days_and_pick(
     db: &impl ConnectionTrait,
     keys: &[DayKey],
     mode: CounterLocks,
-) -> Result<HashMap<DayKey, LockedDay>, DbErr> {
+    parts: &[PickPart],
+) -> Result<(HashMap<DayKey, LockedDay>, Vec<Picked>), DbErr> {
     let backend = db.get_database_backend();
-    let (join, now, locking) = match (backend, mode) {
-        (DbBackend::Sqlite, _) => ("JOIN", "strftime('%Y-%m-%d %H:%M:%S', 'now')", ""),
-        (_, CounterLocks::Skip) => (
-            "STRAIGHT_JOIN",
-            "UTC_TIMESTAMP()",
-            " FOR UPDATE SKIP LOCKED",
-        ),
-        (_, CounterLocks::Wait) => ("STRAIGHT_JOIN", "UTC_TIMESTAMP()", " FOR UPDATE"),
+    if backend == DbBackend::Sqlite {
+        let sql = format!(
+            "SELECT d.campaign_id, d.day, d.issued, c.active, c.starts_at, c.ends_at, \
+             c.daily_limit, strftime('%Y-%m-%d %H:%M:%S', 'now') FROM campaign_day_counters d \
+             JOIN campaigns c ON c.id = d.campaign_id WHERE {}",
+            pairs_in(
+                backend,
+                "d.campaign_id, d.day",
+                keys.len().next_power_of_two()
+            )
+        );
+        let rows = db
+            .query_all_raw(statement(db, sql, key_values(keys)))
+            .await?;
+        let locked = rows
+            .iter()
+            .map(|row| locked_day(row, 0))
+            .collect::<Result<_, DbErr>>()?;
+        let picked = if parts.is_empty() {
+            Vec::new()
+        } else {
+            pick_available(db, parts).await?
+        };
+        return Ok((locked, picked));
+    }
+    let locking = match mode {
+        CounterLocks::Skip => "FOR UPDATE SKIP LOCKED",
+        CounterLocks::Wait => "FOR UPDATE",
     };
-    let sql = format!(
-        "SELECT d.campaign_id, d.day, d.issued, c.active, c.starts_at, c.ends_at, \
-         c.daily_limit, {now} FROM campaign_day_counters d {join} campaigns c \
-         ON c.id = d.campaign_id WHERE {} ORDER BY d.campaign_id, d.day{locking}",
+    // Every select yields the same columns: `part` (NULL for a campaign-day), the campaign-day's
+    // seven, then the picked code's id and text.
+    let mut sql = format!(
+        "(SELECT NULL AS part, d.campaign_id, d.day, d.issued, c.active, c.starts_at, \
+         c.ends_at, c.daily_limit, UTC_TIMESTAMP() AS now, NULL AS id, NULL AS code \
+         FROM campaign_day_counters d STRAIGHT_JOIN campaigns c ON c.id = d.campaign_id \
+         WHERE {} ORDER BY d.campaign_id, d.day {locking})",
         pairs_in(
             backend,
             "d.campaign_id, d.day",
             keys.len().next_power_of_two()
         )
     );
-    let rows = db
-        .query_all_raw(statement(db, sql, key_values(keys)))
-        .await?;
-    rows.into_iter()
-        .map(|row| {
-            let key = (row.try_get_by_index(0)?, row.try_get_by_index(1)?);
-            let locked = LockedDay {
-                issued: i64::from(row.try_get_by_index::<i32>(2)?),
-                active: row.try_get_by_index(3)?,
-                starts_at: row.try_get_by_index(4)?,
-                ends_at: row.try_get_by_index(5)?,
-                daily_limit: row.try_get_by_index(6)?,
-                now: row.try_get_by_index::<NaiveDateTime>(7)?.and_utc(),
-            };
-            Ok((key, locked))
-        })
-        .collect()
+    let mut values = key_values(keys);
+    if !parts.is_empty() {
+        let slots = parts.len().next_power_of_two();
+        for part in 0..slots {
+            sql.push_str(&format!(
+                " UNION ALL (SELECT {part}, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, id, \
+                 code {})",
+                PICK_PART_BODY
+            ));
+        }
+        values.extend(pick_values(parts));
+    }
+    let rows = db.query_all_raw(statement(db, sql, values)).await?;
+    let mut locked = HashMap::with_capacity(keys.len());
+    let mut picked = Vec::new();
+    for row in &rows {
+        match row.try_get_by_index::<Option<i64>>(0)? {
+            None => {
+                let (key, day) = locked_day(row, 1)?;
+                locked.insert(key, day);
+            }
+            Some(part) => picked.push((
+                part as usize,
+                row.try_get_by_index(9)?,
+                row.try_get_by_index(10)?,
+            )),
+        }
+    }
+    Ok((locked, picked))
+}
+
+/// A campaign-day read under the lock, from the row's columns starting at `first`: campaign,
+/// day, counter, active, window, limit, the database's clock.
+fn locked_day(row: &QueryResult, first: usize) -> Result<(DayKey, LockedDay), DbErr> {
+    let key = (
+        row.try_get_by_index(first)?,
+        row.try_get_by_index(first + 1)?,
+    );
+    let locked = LockedDay {
+        issued: i64::from(row.try_get_by_index::<i32>(first + 2)?),
+        active: row.try_get_by_index(first + 3)?,
+        starts_at: row.try_get_by_index(first + 4)?,
+        ends_at: row.try_get_by_index(first + 5)?,
+        daily_limit: row.try_get_by_index(first + 6)?,
+        now: row.try_get_by_index::<NaiveDateTime>(first + 7)?.and_utc(),
+    };
+    Ok((key, locked))
 }
 
 fn key_values(keys: &[DayKey]) -> Vec<Value> {
@@ -335,16 +392,9 @@ pub async fn pick_available(
         .map(|part| pick_part_sql(backend, part))
         .collect::<Vec<_>>()
         .join(" UNION ALL ");
-    let mut values = Vec::with_capacity(5 * slots);
-    for (slot, part) in padded(parts).enumerate() {
-        values.push(part.campaign_id.into());
-        values.push((CodeStatus::Available as i16).into());
-        values.push(part.ids.after.into());
-        values.push(part.ids.up_to.into());
-        let n = if slot < parts.len() { part.n } else { 0 };
-        values.push((n as i64).into());
-    }
-    let rows = db.query_all_raw(statement(db, sql, values)).await?;
+    let rows = db
+        .query_all_raw(statement(db, sql, pick_values(parts)))
+        .await?;
     rows.into_iter()
         .map(|row| {
             let part: i64 = row.try_get_by_index(0)?;
@@ -357,6 +407,26 @@ pub async fn pick_available(
         .collect()
 }
 
+/// The values of a pick's parts, in [`pick_part_sql`]'s order; padding parts repeat the last
+/// one with `n = 0`.
+fn pick_values(parts: &[PickPart]) -> Vec<Value> {
+    let mut values = Vec::with_capacity(5 * parts.len().next_power_of_two());
+    for (slot, part) in padded(parts).enumerate() {
+        values.push(part.campaign_id.into());
+        values.push((CodeStatus::Available as i16).into());
+        values.push(part.ids.after.into());
+        values.push(part.ids.up_to.into());
+        let n = if slot < parts.len() { part.n } else { 0 };
+        values.push((n as i64).into());
+    }
+    values
+}
+
+/// A MySQL/MariaDB pick part after its selected columns.
+const PICK_PART_BODY: &str = "FROM codes FORCE INDEX (idx_codes_pick) \
+    WHERE campaign_id = ? AND status = ? AND issue_day IS NULL AND id > ? AND id <= ? \
+    ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED";
+
 /// The pick of one campaign for `backend`, as part number `part` of a pick (public so a test
 /// can `EXPLAIN` it); binds campaign id, status, the id range and the limit.
 pub fn pick_part_sql(backend: DbBackend, part: usize) -> String {
@@ -366,11 +436,7 @@ pub fn pick_part_sql(backend: DbBackend, part: usize) -> String {
              WHERE campaign_id = ? AND status = ? AND issue_day IS NULL AND id > ? AND id <= ? \
              ORDER BY id LIMIT ?)"
         ),
-        _ => format!(
-            "(SELECT {part} AS part, id, code FROM codes FORCE INDEX (idx_codes_pick) \
-             WHERE campaign_id = ? AND status = ? AND issue_day IS NULL AND id > ? AND id <= ? \
-             ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED)"
-        ),
+        _ => format!("(SELECT {part} AS part, id, code {PICK_PART_BODY})"),
     }
 }
 
@@ -381,18 +447,29 @@ pub struct Assignment<'a> {
     pub claim_id: Uuid,
 }
 
-/// Marks the picked codes issued to their users on `day`, in one statement (`assignments` not
-/// empty).
+/// Marks the picked codes issued to their users on `day` and writes their campaigns' day
+/// counters (`counters`: each campaign's new total for `day`; this transaction holds those rows
+/// and every assigned code belongs to one of them). On MySQL/MariaDB that is one statement, a
+/// multi-table `UPDATE` joining each code to its campaign's counter row (a row matched by
+/// several codes is still written once); on SQLite, two. The join is fixed — the codes by id,
+/// then each one's counter by its key — because a scan of the counters (the plan MariaDB picks
+/// for a small table) would lock, and wait for, the counter rows of other campaigns that other
+/// transactions hold. `assignments` is not empty.
 pub async fn issue_codes(
     db: &impl ConnectionTrait,
     assignments: &[Assignment<'_>],
     issued_at: DateTime<Utc>,
     day: NaiveDate,
+    counters: &[(Uuid, i64)],
 ) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
     let n = assignments.len().next_power_of_two();
     let mut users = String::with_capacity(n * 16);
     let mut claims = String::with_capacity(n * 16);
-    let mut values: Vec<Value> = Vec::with_capacity(5 * n + 3);
+    let mut values: Vec<Value> = Vec::with_capacity(5 * n + 4 + 2 * counters.len());
+    if backend != DbBackend::Sqlite {
+        values.push(day.into());
+    }
     values.push((CodeStatus::Issued as i16).into());
     values.push(issued_at.into());
     values.push(day.into());
@@ -406,10 +483,33 @@ pub async fn issue_codes(
         values.push(a.code_id.into());
         values.push(a.claim_id.into());
     }
+    if backend == DbBackend::Sqlite {
+        values.extend(padded(assignments).map(|a| Value::from(a.code_id)));
+        let sql = format!(
+            "UPDATE codes SET status = ?, issued_at = ?, issue_day = ?, \
+             issued_to = CASE id{users} END, claim_id = CASE id{claims} END WHERE id IN {}",
+            placeholders(n)
+        );
+        db.execute_raw(statement(db, sql, values)).await?;
+        let keyed: Vec<(DayKey, i64)> = counters
+            .iter()
+            .map(|(campaign_id, issued)| ((*campaign_id, day), *issued))
+            .collect();
+        return set_counters(db, &keyed).await;
+    }
+    let mut totals = String::with_capacity(counters.len().next_power_of_two() * 16);
+    for (campaign_id, issued) in padded(counters) {
+        totals.push_str(" WHEN ? THEN ?");
+        values.push((*campaign_id).into());
+        values.push((*issued).into());
+    }
     values.extend(padded(assignments).map(|a| Value::from(a.code_id)));
     let sql = format!(
-        "UPDATE codes SET status = ?, issued_at = ?, issue_day = ?, \
-         issued_to = CASE id{users} END, claim_id = CASE id{claims} END WHERE id IN {}",
+        "UPDATE codes c STRAIGHT_JOIN campaign_day_counters d FORCE INDEX (PRIMARY) \
+         ON d.campaign_id = c.campaign_id AND d.day = ? \
+         SET c.status = ?, c.issued_at = ?, c.issue_day = ?, \
+         c.issued_to = CASE c.id{users} END, c.claim_id = CASE c.id{claims} END, \
+         d.issued = CASE d.campaign_id{totals} END WHERE c.id IN {}",
         placeholders(n)
     );
     db.execute_raw(statement(db, sql, values)).await?;

@@ -39,7 +39,7 @@ pub struct CampaignClaims {
 pub struct WriterMemory {
     /// Time zones never change after a campaign is created, so they are cached.
     time_zones: HashMap<Uuid, Tz>,
-    /// Per campaign, the highest code id this writer has issued: see [`pick_parts`].
+    /// Per campaign, the highest code id this writer has issued: see [`pick_below_cursor`].
     pick_cursors: HashMap<Uuid, i64>,
     /// The database's clock minus this machine's at the last round: used only to guess which
     /// day a campaign is on (the guess is checked under the locks; a wrong one costs a retry).
@@ -49,6 +49,11 @@ pub struct WriterMemory {
 }
 
 impl WriterMemory {
+    /// The highest code id this writer has issued for the campaign (0: none yet).
+    fn pick_cursor(&self, campaign_id: Uuid) -> i64 {
+        self.pick_cursors.get(&campaign_id).copied().unwrap_or(0)
+    }
+
     /// A memory that starts with `other`'s pick cursors (a lane taking over a campaign).
     pub fn seeded_from(other: &WriterMemory, campaign_id: Uuid) -> Self {
         let mut memory = Self {
@@ -242,20 +247,45 @@ async fn attempt(
                 .map(move |user| (claims.campaign_id, user.as_str()))
         })
         .collect();
+    // Each campaign's codes above this writer's cursor, as many as it has users (what fits is
+    // known only under the lock; codes picked and not issued are unlocked at the end).
+    let above_cursor: Vec<PickPart> = pending
+        .iter()
+        .filter(|claims| days.contains_key(&claims.campaign_id))
+        .map(|claims| PickPart {
+            campaign_id: claims.campaign_id,
+            ids: IdRange {
+                after: ctx.memory.pick_cursor(claims.campaign_id),
+                up_to: i64::MAX,
+            },
+            n: claims.users.len(),
+        })
+        .collect();
     let mode = ctx.counter_locks;
     let (claimed, locking) = tokio::join!(queries::claims_of_users(db, &pairs), async {
         if keys.is_empty() {
             return Ok(None);
         }
         let txn = begin(db).await?;
-        let locked = queries::lock_campaign_days(&txn, &keys, mode).await?;
-        Ok::<_, DbErr>(Some((txn, locked)))
+        let (locked, picked) =
+            queries::lock_days_and_pick(&txn, &keys, mode, &above_cursor).await?;
+        Ok::<_, DbErr>(Some((txn, locked, picked)))
     });
     answer_replays(claimed?, result);
     let planned = plan(pending, &days, result);
-    let Some((txn, locked)) = locking? else {
+    let Some((txn, locked, picked)) = locking? else {
         return Ok(Vec::new());
     };
+    let mut picked_above: HashMap<Uuid, Vec<(i64, String)>> = HashMap::new();
+    for (part, code_id, code) in picked {
+        let part = above_cursor
+            .get(part)
+            .ok_or_else(|| DbErr::Custom(format!("pick returned part {part}")))?;
+        picked_above
+            .entry(part.campaign_id)
+            .or_default()
+            .push((code_id, code));
+    }
     if planned.is_empty() {
         txn.rollback().await?;
         return Ok(Vec::new());
@@ -319,13 +349,16 @@ async fn attempt(
             }
             counted
         };
+        let fit = claims_that_fit(limit, base, wanted);
+        let mut picked = picked_above.remove(&campaign_id).unwrap_or_default();
+        picked.truncate(fit);
         decided.push(Decided {
             planned,
             now,
-            fit: claims_that_fit(limit, base, wanted),
+            fit,
             base,
             counter,
-            picked: Vec::new(),
+            picked,
         });
     }
     if decided.is_empty() {
@@ -333,15 +366,17 @@ async fn attempt(
         return Ok(unfinished);
     }
 
-    pick(ctx, &txn, &mut decided).await?;
+    pick_below_cursor(ctx, &txn, &mut decided).await?;
     let issued = issue(&txn, &decided).await?;
-    let counter_writes: Vec<(DayKey, i64)> = decided
+    // A counter whose campaign issued nothing is written only when the exact count corrected it
+    // (the counters of campaigns that issued were written with their codes).
+    let corrected: Vec<(DayKey, i64)> = decided
         .iter()
-        .filter(|d| !d.picked.is_empty() || d.base != d.counter)
-        .map(|d| (d.planned.key(), d.base + d.picked.len() as i64))
+        .filter(|d| d.picked.is_empty() && d.base != d.counter)
+        .map(|d| (d.planned.key(), d.base))
         .collect();
-    if !counter_writes.is_empty() {
-        queries::set_counters(&txn, &counter_writes).await?;
+    if !corrected.is_empty() {
+        queries::set_counters(&txn, &corrected).await?;
     }
     txn.commit().await?;
 
@@ -556,50 +591,32 @@ fn claims_that_fit(limit: Option<i32>, issued: i64, wanted: usize) -> usize {
     }
 }
 
-/// Picks the codes that fit, for every campaign in one statement: first above this writer's
-/// cursor, then (only for campaigns that fall short) below it.
+/// Picks, for the campaigns whose codes above this writer's cursor (picked with the locks) fell
+/// short of what fits, the rest below the cursor, in one statement.
 ///
 /// Issuing a code moves its pick-index entry out of the `status = 0` range, but the old entry
 /// stays behind, delete-marked, until InnoDB's purge removes it. A scan from the head of the
 /// range steps over every such entry (thousands under load: the pick took 2.4 ms instead of
 /// 0.2 ms). Codes are picked in id order, so the codes below the cursor are almost all issued;
 /// starting above it skips that graveyard. A code below the cursor can still be available (a
-/// transaction elsewhere rolled back, or a batch committed late): the second scan finds it as
+/// transaction elsewhere rolled back, or a batch committed late): this second scan finds it as
 /// soon as the codes above run short, so nothing is stranded and `out_of_stock` still means
 /// none is left.
-async fn pick(
+async fn pick_below_cursor(
     ctx: &RoundContext<'_>,
     txn: &DatabaseTransaction,
     decided: &mut [Decided<'_, '_>],
 ) -> Result<(), DbErr> {
-    let cursor = |d: &Decided| {
-        ctx.memory
-            .pick_cursors
-            .get(&d.planned.claims.campaign_id)
-            .copied()
-            .unwrap_or(0)
-    };
-    let above: Vec<(usize, PickPart)> = decided
-        .iter()
-        .enumerate()
-        .filter(|(_, d)| d.fit > 0)
-        .map(|(i, d)| {
-            let ids = IdRange {
-                after: cursor(d),
-                up_to: i64::MAX,
-            };
-            (i, pick_part(d, ids, d.fit))
-        })
-        .collect();
-    take_picked(txn, decided, &above).await?;
     let below: Vec<(usize, PickPart)> = decided
         .iter()
         .enumerate()
-        .filter(|(_, d)| d.picked.len() < d.fit && cursor(d) > 0)
+        .filter(|(_, d)| {
+            d.picked.len() < d.fit && ctx.memory.pick_cursor(d.planned.claims.campaign_id) > 0
+        })
         .map(|(i, d)| {
             let ids = IdRange {
                 after: 0,
-                up_to: cursor(d),
+                up_to: ctx.memory.pick_cursor(d.planned.claims.campaign_id),
             };
             (i, pick_part(d, ids, d.fit - d.picked.len()))
         })
@@ -635,8 +652,9 @@ async fn take_picked(
     Ok(())
 }
 
-/// Gives each campaign's picked codes to its first users, one statement per day and instant in
-/// the round (usually one); returns the claims per campaign, in `decided` order.
+/// Gives each campaign's picked codes to its first users and writes its day counter (the
+/// base plus the codes issued), one statement per day and instant in the round (usually one);
+/// returns the claims per campaign, in `decided` order.
 async fn issue(
     txn: &DatabaseTransaction,
     decided: &[Decided<'_, '_>],
@@ -680,7 +698,12 @@ async fn issue(
                     })
             })
             .collect();
-        queries::issue_codes(txn, &assignments, now, day).await?;
+        let counters: Vec<(Uuid, i64)> = decided
+            .iter()
+            .filter(|d| !d.picked.is_empty() && (d.planned.day, d.now) == (day, now))
+            .map(|d| (d.planned.claims.campaign_id, d.base + d.picked.len() as i64))
+            .collect();
+        queries::issue_codes(txn, &assignments, now, day, &counters).await?;
     }
     Ok(claims)
 }

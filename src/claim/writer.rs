@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use sea_orm::DatabaseConnection;
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
@@ -75,14 +75,14 @@ impl Shared {
 
 /// A writer: takes what is queued (up to `max_batch`), runs it as one shared round, answers,
 /// and keeps the requests of deferred campaigns for its next round.
-pub(super) async fn run_writer(receiver: Arc<Mutex<mpsc::Receiver<Job>>>, shared: Arc<Shared>) {
+pub(super) async fn run_writer(mut receiver: mpsc::Receiver<Job>, shared: Arc<Shared>) {
     let mut memory = WriterMemory::default();
     let mut jobs = Vec::with_capacity(shared.settings.max_batch);
     let mut deferred = Vec::new();
     let mut last_round = 0;
     loop {
         if !take_round(
-            &receiver,
+            &mut receiver,
             &mut jobs,
             &mut deferred,
             shared.settings,
@@ -117,7 +117,7 @@ pub(super) async fn run_writer(receiver: Arc<Mutex<mpsc::Receiver<Job>>>, shared
         }
         hand_over_to_lanes(&shared, &memory, &mut deferred);
         if unreachable {
-            refuse_queued_as_unavailable(&receiver).await;
+            refuse_queued_as_unavailable(&mut receiver);
         }
     }
 }
@@ -140,27 +140,24 @@ fn hand_over_to_lanes(shared: &Arc<Shared>, memory: &WriterMemory, deferred: &mu
 
 /// Answers `unavailable` at once to every claim that queued while a round found the database
 /// unreachable, so that none waits for the connection timeout more than once.
-async fn refuse_queued_as_unavailable(receiver: &Mutex<mpsc::Receiver<Job>>) {
-    let mut receiver = receiver.lock().await;
+fn refuse_queued_as_unavailable(receiver: &mut mpsc::Receiver<Job>) {
     while let Ok(job) = receiver.try_recv() {
         let _ = job.reply.send(Err(ClaimRefusal::Unavailable));
     }
 }
 
 /// Fills `jobs` with the next round: the deferred requests first, then what is queued, up to
-/// `max_batch`. Without deferred requests it waits for the first one (the writers share the
-/// receiver: whoever holds its lock takes the next round, so rounds do not interleave); with
-/// them it waits at most [`DEFERRED_PAUSE`]. Under load (see the body; `last_round` is how
+/// `max_batch`. Without deferred requests it waits for the first one; with them it waits at
+/// most [`DEFERRED_PAUSE`]. Under load (see the body; `last_round` is how
 /// many requests the writer's last round carried) it then lingers for more. False when the
 /// queue is closed and nothing is deferred.
 async fn take_round(
-    receiver: &Mutex<mpsc::Receiver<Job>>,
+    receiver: &mut mpsc::Receiver<Job>,
     jobs: &mut Vec<Job>,
     deferred: &mut Vec<Job>,
     settings: CoalescingSettings,
     last_round: usize,
 ) -> bool {
-    let mut receiver = receiver.lock().await;
     if deferred.is_empty() {
         let Some(first) = receiver.recv().await else {
             return false;
@@ -353,38 +350,36 @@ mod tests {
 
     #[tokio::test]
     async fn a_round_takes_what_is_queued_up_to_the_maximum() {
-        let (queue, receiver) = mpsc::channel(16);
+        let (queue, mut receiver) = mpsc::channel(16);
         let campaign = Uuid::new_v4();
         for i in 0..6 {
             queue.send(job(campaign, &format!("u{i}"))).await.unwrap();
         }
-        let receiver = Mutex::new(receiver);
         let (mut jobs, mut deferred) = (Vec::new(), Vec::new());
-        assert!(take_round(&receiver, &mut jobs, &mut deferred, settings(4), 0).await);
+        assert!(take_round(&mut receiver, &mut jobs, &mut deferred, settings(4), 0).await);
         assert_eq!(jobs.len(), 4, "coalesced up to max_batch");
         jobs.clear();
-        assert!(take_round(&receiver, &mut jobs, &mut deferred, settings(4), 0).await);
+        assert!(take_round(&mut receiver, &mut jobs, &mut deferred, settings(4), 0).await);
         assert_eq!(jobs.len(), 2, "the rest, without waiting for more");
         drop(queue);
         jobs.clear();
-        assert!(!take_round(&receiver, &mut jobs, &mut deferred, settings(4), 0).await);
+        assert!(!take_round(&mut receiver, &mut jobs, &mut deferred, settings(4), 0).await);
     }
 
     #[tokio::test]
     async fn deferred_requests_come_first_and_keep_a_closed_queue_going() {
-        let (queue, receiver) = mpsc::channel(16);
+        let (queue, mut receiver) = mpsc::channel(16);
         let campaign = Uuid::new_v4();
         queue.send(job(campaign, "new")).await.unwrap();
         drop(queue);
-        let receiver = Mutex::new(receiver);
         let mut deferred = vec![job(campaign, "old")];
         let mut jobs = Vec::new();
-        assert!(take_round(&receiver, &mut jobs, &mut deferred, settings(4), 0).await);
+        assert!(take_round(&mut receiver, &mut jobs, &mut deferred, settings(4), 0).await);
         let users: Vec<&str> = jobs.iter().map(|job| job.user.as_str()).collect();
         assert_eq!(users, ["old", "new"]);
         assert!(deferred.is_empty());
         jobs.clear();
-        assert!(!take_round(&receiver, &mut jobs, &mut deferred, settings(4), 0).await);
+        assert!(!take_round(&mut receiver, &mut jobs, &mut deferred, settings(4), 0).await);
     }
 
     /// Queues `initial` claims now and `later` more, one each time the test's task yields (no
@@ -408,7 +403,7 @@ mod tests {
 
     /// How many claims `take_round` took and how long it waited for them.
     async fn taken(
-        receiver: mpsc::Receiver<Job>,
+        mut receiver: mpsc::Receiver<Job>,
         linger: Duration,
         last_round: usize,
     ) -> (usize, Duration) {
@@ -416,9 +411,18 @@ mod tests {
             linger,
             ..settings(8)
         };
-        let (receiver, mut jobs) = (Mutex::new(receiver), Vec::new());
+        let mut jobs = Vec::new();
         let started = tokio::time::Instant::now();
-        assert!(take_round(&receiver, &mut jobs, &mut Vec::new(), lingering, last_round).await);
+        assert!(
+            take_round(
+                &mut receiver,
+                &mut jobs,
+                &mut Vec::new(),
+                lingering,
+                last_round
+            )
+            .await
+        );
         (jobs.len(), started.elapsed())
     }
 

@@ -264,7 +264,7 @@ async fn a_frozen_instance_holds_the_others_up_only_until_the_database_rolls_it_
             .query_one_raw(sea_orm::Statement::from_string(
                 db.get_database_backend(),
                 "SELECT COUNT(*) FROM information_schema.processlist \
-                 WHERE info LIKE 'SELECT % FROM campaign_day_counters %FOR UPDATE'",
+                 WHERE info LIKE '%FROM campaign_day_counters %d.day FOR UPDATE)%'",
             ))
             .await
             .unwrap()
