@@ -264,3 +264,23 @@ impl ClaimWriters {
         .is_ok()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::writer_of;
+    use uuid::Uuid;
+
+    #[test]
+    fn a_campaign_always_goes_to_one_writer_and_campaigns_use_every_writer() {
+        let campaigns: Vec<Uuid> = (0..64).map(|_| Uuid::now_v7()).collect();
+        for writers in [1, 2, 3] {
+            let mut used = vec![false; writers];
+            for campaign in &campaigns {
+                let writer = writer_of(*campaign, writers);
+                assert_eq!(writer, writer_of(*campaign, writers));
+                used[writer] = true;
+            }
+            assert!(used.iter().all(|used| *used), "{writers} writers: {used:?}");
+        }
+    }
+}

@@ -146,7 +146,7 @@ pub async fn counters(
         .collect()
 }
 
-/// How [`lock_campaign_days`] treats rows another transaction holds.
+/// How [`lock_days_and_pick`] treats rows another transaction holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CounterLocks {
     /// Leave them out of the answer (`FOR UPDATE SKIP LOCKED`): the round goes on without them.
@@ -174,7 +174,8 @@ pub struct LockedDay {
 /// selects in order, so the rows are locked in the same order as by two statements, at one
 /// round trip. With [`CounterLocks::Skip`] a key whose counter or campaign row another
 /// transaction holds is left out, so this never waits. On SQLite the immediate transaction
-/// already holds the only write lock, and the two reads run one after the other.
+/// already holds the only write lock, and the two reads run one after the other. `keys` and
+/// `parts` are not empty.
 pub async fn lock_days_and_pick(
     db: &impl ConnectionTrait,
     keys: &[DayKey],
@@ -200,12 +201,7 @@ pub async fn lock_days_and_pick(
             .iter()
             .map(|row| locked_day(row, 0))
             .collect::<Result<_, DbErr>>()?;
-        let picked = if parts.is_empty() {
-            Vec::new()
-        } else {
-            pick_available(db, parts).await?
-        };
-        return Ok((locked, picked));
+        return Ok((locked, pick_available(db, parts).await?));
     }
     let locking = match mode {
         CounterLocks::Skip => "FOR UPDATE SKIP LOCKED",
@@ -224,18 +220,14 @@ pub async fn lock_days_and_pick(
             keys.len().next_power_of_two()
         )
     );
-    let mut values = key_values(keys);
-    if !parts.is_empty() {
-        let slots = parts.len().next_power_of_two();
-        for part in 0..slots {
-            sql.push_str(&format!(
-                " UNION ALL (SELECT {part}, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, id, \
-                 code {})",
-                PICK_PART_BODY
-            ));
-        }
-        values.extend(pick_values(parts));
+    for part in 0..parts.len().next_power_of_two() {
+        sql.push_str(&format!(
+            " UNION ALL (SELECT {part}, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, id, \
+             code {PICK_PART_BODY})"
+        ));
     }
+    let mut values = key_values(keys);
+    values.extend(pick_values(parts));
     let rows = db.query_all_raw(statement(db, sql, values)).await?;
     let mut locked = HashMap::with_capacity(keys.len());
     let mut picked = Vec::new();
@@ -454,7 +446,10 @@ pub struct Assignment<'a> {
 /// several codes is still written once); on SQLite, two. The join is fixed — the codes by id,
 /// then each one's counter by its key — because a scan of the counters (the plan MariaDB picks
 /// for a small table) would lock, and wait for, the counter rows of other campaigns that other
-/// transactions hold. `assignments` is not empty.
+/// transactions hold. An inner join writes nothing for a code whose counter row is missing, so
+/// the rows the statement matched are checked: fewer than the codes and counters it names is
+/// an error (the round rolls back) instead of claims answered for codes left unissued.
+/// `assignments` is not empty.
 pub async fn issue_codes(
     db: &impl ConnectionTrait,
     assignments: &[Assignment<'_>],
@@ -512,7 +507,18 @@ pub async fn issue_codes(
          d.issued = CASE d.campaign_id{totals} END WHERE c.id IN {}",
         placeholders(n)
     );
-    db.execute_raw(statement(db, sql, values)).await?;
+    // The driver asks for rows matched, not changed (`CLIENT_FOUND_ROWS`): each code and each
+    // counter row the join reached counts once.
+    let matched = db
+        .execute_raw(statement(db, sql, values))
+        .await?
+        .rows_affected();
+    let named = (assignments.len() + counters.len()) as u64;
+    if matched != named {
+        return Err(DbErr::Custom(format!(
+            "issuing matched {matched} rows of the {named} codes and day counters it names"
+        )));
+    }
     Ok(())
 }
 

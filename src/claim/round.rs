@@ -231,13 +231,6 @@ async fn attempt(
 ) -> Result<Vec<(CampaignClaims, Unfinished)>, DbErr> {
     let db = ctx.db;
     let days = campaign_days(ctx, pending).await?;
-    let keys: Vec<DayKey> = pending
-        .iter()
-        .filter_map(|claims| {
-            let (_, day) = days.get(&claims.campaign_id)?;
-            Some((claims.campaign_id, *day))
-        })
-        .collect();
     let pairs: Vec<(Uuid, &str)> = pending
         .iter()
         .flat_map(|claims| {
@@ -247,20 +240,25 @@ async fn attempt(
                 .map(move |user| (claims.campaign_id, user.as_str()))
         })
         .collect();
-    // Each campaign's codes above this writer's cursor, as many as it has users (what fits is
-    // known only under the lock; codes picked and not issued are unlocked at the end).
-    let above_cursor: Vec<PickPart> = pending
+    // For each campaign that exists, its day's key and the pick of its codes above this
+    // writer's cursor, as many as it has users (what fits is known only under the lock; codes
+    // picked and not issued are unlocked at the end).
+    let (keys, above_cursor): (Vec<DayKey>, Vec<PickPart>) = pending
         .iter()
-        .filter(|claims| days.contains_key(&claims.campaign_id))
-        .map(|claims| PickPart {
-            campaign_id: claims.campaign_id,
-            ids: IdRange {
-                after: ctx.memory.pick_cursor(claims.campaign_id),
-                up_to: i64::MAX,
-            },
-            n: claims.users.len(),
+        .filter_map(|claims| {
+            let campaign_id = claims.campaign_id;
+            let (_, day) = days.get(&campaign_id)?;
+            let part = PickPart {
+                campaign_id,
+                ids: IdRange {
+                    after: ctx.memory.pick_cursor(campaign_id),
+                    up_to: i64::MAX,
+                },
+                n: claims.users.len(),
+            };
+            Some(((campaign_id, *day), part))
         })
-        .collect();
+        .unzip();
     let mode = ctx.counter_locks;
     let (claimed, locking) = tokio::join!(queries::claims_of_users(db, &pairs), async {
         if keys.is_empty() {

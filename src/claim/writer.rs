@@ -138,8 +138,9 @@ fn hand_over_to_lanes(shared: &Arc<Shared>, memory: &WriterMemory, deferred: &mu
     }
 }
 
-/// Answers `unavailable` at once to every claim that queued while a round found the database
-/// unreachable, so that none waits for the connection timeout more than once.
+/// Answers `unavailable` at once to every claim that queued for this writer while its round
+/// found the database unreachable, so that none waits for the connection timeout more than once
+/// (each writer finds out in its own round).
 fn refuse_queued_as_unavailable(receiver: &mut mpsc::Receiver<Job>) {
     while let Ok(job) = receiver.try_recv() {
         let _ = job.reply.send(Err(ClaimRefusal::Unavailable));
