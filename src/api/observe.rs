@@ -43,7 +43,9 @@ pub async fn observe<E: Endpoint>(
     let method = req.method().clone();
     let span = tracing::info_span!("request", request_id = %id, method = %method, route);
     let work = async {
-        let mut response = match next.call(req).await {
+        // Boxed: the inner endpoints' future is large, and each layer around it (the span, the
+        // request id's scope, poem's own) would otherwise copy it whenever it is moved.
+        let mut response = match Box::pin(next.call(req)).await {
             Ok(response) => response.into_response(),
             Err(err) => uniform_error_response(err),
         };
