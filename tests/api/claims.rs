@@ -25,6 +25,7 @@ on_both_backends! {
     a_user_with_a_code_gets_it_again_when_the_campaign_is_closed_or_sold_out => a_user_with_a_code_gets_it_again_when_the_campaign_is_closed_or_sold_out;
     a_daily_limit_of_zero_issues_nothing => a_daily_limit_of_zero_issues_nothing;
     concurrent_claims_of_two_campaigns_get_codes_of_their_own => concurrent_claims_of_two_campaigns_get_codes_of_their_own;
+    a_counter_the_exact_count_corrects_is_written_even_when_nothing_is_issued => a_counter_the_exact_count_corrects_is_written_even_when_nothing_is_issued;
 }
 
 fn at(rfc3339: &str) -> DateTime<Utc> {
@@ -526,6 +527,58 @@ async fn a_code_freed_below_the_pick_cursor_is_still_issued(app: TestApp) {
     }
     assert_eq!(codes, ["K-3", "K-4", "K-5", "K-1"]);
     assert_error(app.claim(&id, "u7").await, 409, "out_of_stock").await;
+    assert_books_balance(&app).await;
+}
+
+/// A round of two users near the limit, where the day's counter had drifted from its codes and
+/// no stock is left: the exact count decides, nothing is issued, and the count is written back
+/// (the round is run directly, as the writer runs it: two users in one round cannot be arranged
+/// over HTTP).
+async fn a_counter_the_exact_count_corrects_is_written_even_when_nothing_is_issued(app: TestApp) {
+    use giftcodes::claim::ClaimRefusal;
+    use giftcodes::claim::queries::CounterLocks;
+    use giftcodes::claim::round::{self, CampaignClaims, RoundContext, WriterMemory};
+    use giftcodes::domain::UserId;
+    use sea_orm::ConnectionTrait;
+
+    let id = app
+        .create_campaign(json!({ "name": "Drift", "daily_limit": 5 }))
+        .await;
+    app.load_codes(&id, "D", 3).await;
+    for user in ["u0", "u1", "u2"] {
+        assert_eq!(app.claim(&id, user).await.status(), 201);
+    }
+    app.db
+        .execute_unprepared("UPDATE campaign_day_counters SET issued = 4")
+        .await
+        .unwrap();
+    let mut memory = WriterMemory::default();
+    let mut ctx = RoundContext {
+        db: &app.db,
+        clock: app.clock.as_ref(),
+        memory: &mut memory,
+        counter_locks: CounterLocks::Wait,
+        give_up_after: std::time::Duration::from_secs(5),
+    };
+    let users = ["u3", "u4"].map(|user| UserId::parse(user).unwrap());
+    let claims = [CampaignClaims {
+        campaign_id: id.parse().unwrap(),
+        users: users.to_vec(),
+    }];
+    let result = round::claim_round(&mut ctx, &claims).await;
+    for user in &users {
+        assert_eq!(
+            result.answers[&(claims[0].campaign_id, user.clone())],
+            Err(ClaimRefusal::OutOfStock),
+            "{user:?}"
+        );
+    }
+    assert_eq!(
+        app.scalar("SELECT CAST(SUM(issued) AS SIGNED) FROM campaign_day_counters")
+            .await,
+        3,
+        "the counter corrected to the codes issued"
+    );
     assert_books_balance(&app).await;
 }
 
