@@ -724,13 +724,29 @@ async fn a_campaign_whose_stock_stays_locked_does_not_hold_up_another() {
         .unwrap();
     let on_held = app.claim_in_background(&held, "waits");
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let free_sent = std::time::Instant::now();
     let on_free = app.claim_in_background(&free, "served");
+    let on_free = tokio::spawn(async move {
+        let response = on_free.await.unwrap();
+        (response, free_sent.elapsed())
+    });
     assert_error(on_held.await.unwrap(), 503, "unavailable").await;
-    let served = on_free.await.unwrap();
+    let (served, waited) = on_free.await.unwrap();
     assert_eq!(served.status(), 201, "{:?}", served.text().await);
+    // Served at once, not after the held campaign's claim gave up (600 ms later).
+    assert!(
+        waited < std::time::Duration::from_millis(300),
+        "the free campaign's claim waited {waited:?}"
+    );
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     outside.rollback().await.unwrap();
     assert_eq!(app.claim(&held, "later").await.status(), 201);
+    // The claim that gave up is over: nothing is issued to it once the codes come free.
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM codes WHERE issued_to = 'waits'")
+            .await,
+        0
+    );
 }
 
 /// Campaign X's day counter held by an outside session for 10 s (a frozen instance, a long
