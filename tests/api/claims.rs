@@ -26,6 +26,7 @@ on_both_backends! {
     a_daily_limit_of_zero_issues_nothing => a_daily_limit_of_zero_issues_nothing;
     concurrent_claims_of_two_campaigns_get_codes_of_their_own => concurrent_claims_of_two_campaigns_get_codes_of_their_own;
     a_counter_the_exact_count_corrects_is_written_even_when_nothing_is_issued => a_counter_the_exact_count_corrects_is_written_even_when_nothing_is_issued;
+    a_claim_of_the_same_user_committed_elsewhere_mid_round_is_replayed => a_claim_of_the_same_user_committed_elsewhere_mid_round_is_replayed;
 }
 
 fn at(rfc3339: &str) -> DateTime<Utc> {
@@ -578,6 +579,60 @@ async fn a_counter_the_exact_count_corrects_is_written_even_when_nothing_is_issu
             .await,
         3,
         "the counter corrected to the codes issued"
+    );
+    assert_books_balance(&app).await;
+}
+
+/// Another instance issues a code to the same user and commits while this instance's claim is
+/// under way: the user's existing claims were read before that commit, so the claim's issuing
+/// statement hits the one-code-per-user key. The round is retried, reads the user's claim and
+/// answers it (200, that code): a retryable failure is retried, and the user never gets two.
+async fn a_claim_of_the_same_user_committed_elsewhere_mid_round_is_replayed(app: TestApp) {
+    use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
+
+    app.clock.set(at("2026-11-22T14:30:00Z"));
+    let id = app.create_campaign(json!({ "name": "Race" })).await;
+    app.load_codes(&id, "R", 3).await;
+    // The day's counter row exists from here on.
+    assert_eq!(app.claim(&id, "first").await.status(), 201);
+    let claim_id = uuid::Uuid::now_v7();
+    let elsewhere = app.db.begin().await.unwrap();
+    elsewhere
+        .execute_raw(Statement::from_sql_and_values(
+            app.db.get_database_backend(),
+            "UPDATE codes SET status = 1, issued_to = 'racer', issued_at = ?, issue_day = ?, \
+             claim_id = ? WHERE code = 'R-1'",
+            [
+                at("2026-11-22T14:30:00Z").into(),
+                chrono::NaiveDate::from_ymd_opt(2026, 11, 22)
+                    .unwrap()
+                    .into(),
+                claim_id.into(),
+            ],
+        ))
+        .await
+        .unwrap();
+    elsewhere
+        .execute_unprepared("UPDATE campaign_day_counters SET issued = issued + 1")
+        .await
+        .unwrap();
+    let claim = app.claim_in_background(&id, "racer");
+    // The claim reads the user's claims (none committed yet) and waits for the day's counter.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    elsewhere.commit().await.unwrap();
+    let response = claim.await.unwrap();
+    let status = response.status().as_u16();
+    let replayed = response.headers().get("idempotent-replayed").cloned();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(replayed.unwrap(), "true");
+    assert_eq!(body["code"], "R-1");
+    assert_eq!(body["claim_id"], claim_id.to_string());
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM codes WHERE status = 1")
+            .await,
+        2,
+        "R-2 stays available"
     );
     assert_books_balance(&app).await;
 }
