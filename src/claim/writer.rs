@@ -79,20 +79,19 @@ pub(super) async fn run_writer(mut receiver: mpsc::Receiver<Job>, shared: Arc<Sh
     let mut memory = WriterMemory::default();
     let mut jobs = Vec::with_capacity(shared.settings.max_batch);
     let mut deferred = Vec::new();
-    let mut last_round = 0;
+    let mut expected = 0;
     loop {
         if !take_round(
             &mut receiver,
             &mut jobs,
             &mut deferred,
             shared.settings,
-            last_round,
+            expected,
         )
         .await
         {
             return;
         }
-        last_round = jobs.len();
         // A caller that has gone (its claim timed out, or it disconnected) while the claim
         // waited gets nothing issued: no code goes to someone who was told 503.
         jobs.retain(|job| !job.reply.is_closed());
@@ -107,6 +106,9 @@ pub(super) async fn run_writer(mut receiver: mpsc::Receiver<Job>, shared: Arc<Sh
         )
         .await;
         shared.log_round(&plan, &result, started);
+        // The next round can expect this round's requests again (under load their clients come
+        // straight back, and deferred ones stay) and those that queued while it ran.
+        expected = plan.request_count() + receiver.len();
         let unreachable = result
             .answers
             .values()
@@ -149,15 +151,15 @@ fn refuse_queued_as_unavailable(receiver: &mut mpsc::Receiver<Job>) {
 
 /// Fills `jobs` with the next round: the deferred requests first, then what is queued, up to
 /// `max_batch`. Without deferred requests it waits for the first one; with them it waits at
-/// most [`DEFERRED_PAUSE`]. Under load (see the body; `last_round` is how
-/// many requests the writer's last round carried) it then lingers for more. False when the
-/// queue is closed and nothing is deferred.
+/// most [`DEFERRED_PAUSE`]. Under load (see the body; `expected` is how many requests the
+/// writer's last round carried plus those that queued while it ran) it then lingers for more.
+/// False when the queue is closed and nothing is deferred.
 async fn take_round(
     receiver: &mut mpsc::Receiver<Job>,
     jobs: &mut Vec<Job>,
     deferred: &mut Vec<Job>,
     settings: CoalescingSettings,
-    last_round: usize,
+    expected: usize,
 ) -> bool {
     if deferred.is_empty() {
         let Some(first) = receiver.recv().await else {
@@ -179,11 +181,18 @@ async fn take_round(
     // Under load — claims queued behind the first, or a last round of several — the clients
     // the last round answered are about to come back and can share this round's transaction:
     // it waits for them while they keep arriving (each at most LINGER_GAP after the one
-    // before), up to `linger` in all. A lone claim after a lone round (an idle service) runs
-    // at once.
-    if (jobs.len() > 1 || last_round > 1) && !settings.linger.is_zero() {
+    // before), up to `linger` in all, and no longer once the expected number is in (with a few
+    // clients per writer — several writers or instances — waiting out a gap that no claim ends
+    // would leave the database idle for a millisecond or two each round). A lone claim after
+    // a lone round (an idle service) runs at once.
+    if (jobs.len() > 1 || expected > 1) && !settings.linger.is_zero() {
         let deadline = tokio::time::Instant::now() + settings.linger;
-        while jobs.len() < settings.max_batch {
+        let enough = if expected > 1 {
+            expected.min(settings.max_batch)
+        } else {
+            settings.max_batch
+        };
+        while jobs.len() < enough {
             let next = (tokio::time::Instant::now() + LINGER_GAP).min(deadline);
             match tokio::time::timeout_at(next, receiver.recv()).await {
                 Ok(Some(job)) => jobs.push(job),
@@ -406,7 +415,7 @@ mod tests {
     async fn taken(
         mut receiver: mpsc::Receiver<Job>,
         linger: Duration,
-        last_round: usize,
+        expected: usize,
     ) -> (usize, Duration) {
         let lingering = CoalescingSettings {
             linger,
@@ -420,7 +429,7 @@ mod tests {
                 &mut jobs,
                 &mut Vec::new(),
                 lingering,
-                last_round
+                expected
             )
             .await
         );
@@ -448,6 +457,19 @@ mod tests {
         assert_eq!(
             taken(arrivals(1, 2).await, LINGER, 5).await,
             (3, LINGER_GAP)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lingering_round_starts_once_the_expected_claims_are_in() {
+        assert_eq!(
+            taken(arrivals(1, 6).await, LINGER, 4).await,
+            (4, Duration::ZERO)
+        );
+        // Nothing expected yet (the first round under load): it waits for the gap as before.
+        assert_eq!(
+            taken(arrivals(2, 3).await, LINGER, 0).await,
+            (5, LINGER_GAP)
         );
     }
 
