@@ -27,6 +27,7 @@ on_both_backends! {
     concurrent_claims_of_two_campaigns_get_codes_of_their_own => concurrent_claims_of_two_campaigns_get_codes_of_their_own;
     a_counter_the_exact_count_corrects_is_written_even_when_nothing_is_issued => a_counter_the_exact_count_corrects_is_written_even_when_nothing_is_issued;
     a_claim_of_the_same_user_committed_elsewhere_mid_round_is_replayed => a_claim_of_the_same_user_committed_elsewhere_mid_round_is_replayed;
+    a_counter_the_exact_count_corrects_counts_the_codes_issued_with_it => a_counter_the_exact_count_corrects_counts_the_codes_issued_with_it;
 }
 
 fn at(rfc3339: &str) -> DateTime<Utc> {
@@ -579,6 +580,61 @@ async fn a_counter_the_exact_count_corrects_is_written_even_when_nothing_is_issu
             .await,
         3,
         "the counter corrected to the codes issued"
+    );
+    assert_books_balance(&app).await;
+}
+
+/// A day counter drifted above the issued codes, near the limit, with codes left: the exact count
+/// decides (3 issued, limit 5, so both users fit) and the counter ends at the count plus the
+/// codes this round issued, not at the corrected count alone (which would let a later round
+/// trust a counter below the truth and pass the limit).
+async fn a_counter_the_exact_count_corrects_counts_the_codes_issued_with_it(app: TestApp) {
+    use giftcodes::claim::ClaimOutcome;
+    use giftcodes::claim::queries::CounterLocks;
+    use giftcodes::claim::round::{self, CampaignClaims, RoundContext, WriterMemory};
+    use giftcodes::domain::UserId;
+    use sea_orm::ConnectionTrait;
+
+    let id = app
+        .create_campaign(json!({ "name": "Drift up", "daily_limit": 5 }))
+        .await;
+    app.load_codes(&id, "E", 6).await;
+    for user in ["u0", "u1", "u2"] {
+        assert_eq!(app.claim(&id, user).await.status(), 201);
+    }
+    app.db
+        .execute_unprepared("UPDATE campaign_day_counters SET issued = 4")
+        .await
+        .unwrap();
+    let mut memory = WriterMemory::default();
+    let mut ctx = RoundContext {
+        db: &app.db,
+        clock: app.clock.as_ref(),
+        memory: &mut memory,
+        counter_locks: CounterLocks::Wait,
+        give_up_after: std::time::Duration::from_secs(5),
+    };
+    let users = ["u3", "u4"].map(|user| UserId::parse(user).unwrap());
+    let claims = [CampaignClaims {
+        campaign_id: id.parse().unwrap(),
+        users: users.to_vec(),
+    }];
+    let result = round::claim_round(&mut ctx, &claims).await;
+    for user in &users {
+        assert!(
+            matches!(
+                result.answers[&(claims[0].campaign_id, user.clone())],
+                Ok(ClaimOutcome::Issued(_))
+            ),
+            "{user:?}: {:?}",
+            result.answers[&(claims[0].campaign_id, user.clone())]
+        );
+    }
+    assert_eq!(
+        app.scalar("SELECT CAST(SUM(issued) AS SIGNED) FROM campaign_day_counters")
+            .await,
+        5,
+        "the counter is the count (3) plus the 2 codes issued"
     );
     assert_books_balance(&app).await;
 }
