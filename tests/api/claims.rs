@@ -28,6 +28,7 @@ on_both_backends! {
     a_counter_the_exact_count_corrects_is_written_even_when_nothing_is_issued => a_counter_the_exact_count_corrects_is_written_even_when_nothing_is_issued;
     a_claim_of_the_same_user_committed_elsewhere_mid_round_is_replayed => a_claim_of_the_same_user_committed_elsewhere_mid_round_is_replayed;
     a_counter_the_exact_count_corrects_counts_the_codes_issued_with_it => a_counter_the_exact_count_corrects_counts_the_codes_issued_with_it;
+    a_round_short_above_the_pick_cursor_takes_only_what_is_missing_below_it => a_round_short_above_the_pick_cursor_takes_only_what_is_missing_below_it;
 }
 
 fn at(rfc3339: &str) -> DateTime<Utc> {
@@ -529,6 +530,81 @@ async fn a_code_freed_below_the_pick_cursor_is_still_issued(app: TestApp) {
     }
     assert_eq!(codes, ["K-3", "K-4", "K-5", "K-1"]);
     assert_error(app.claim(&id, "u7").await, 409, "out_of_stock").await;
+    assert_books_balance(&app).await;
+}
+
+/// The codes one round issues to `users` of the campaign (sorted), run directly with `memory` as
+/// the writer's; every user must get a code.
+async fn codes_of_one_round(
+    app: &TestApp,
+    campaign_id: uuid::Uuid,
+    users: &[&str],
+    memory: &mut giftcodes::claim::round::WriterMemory,
+) -> Vec<String> {
+    use giftcodes::claim::ClaimOutcome;
+    use giftcodes::claim::queries::CounterLocks;
+    use giftcodes::claim::round::{self, CampaignClaims, RoundContext};
+    use giftcodes::domain::UserId;
+
+    let users: Vec<UserId> = users
+        .iter()
+        .map(|user| UserId::parse(user).unwrap())
+        .collect();
+    let mut ctx = RoundContext {
+        db: &app.db,
+        clock: app.clock.as_ref(),
+        memory,
+        counter_locks: CounterLocks::Wait,
+        give_up_after: std::time::Duration::from_secs(5),
+    };
+    let claims = [CampaignClaims {
+        campaign_id,
+        users: users.clone(),
+    }];
+    let result = round::claim_round(&mut ctx, &claims).await;
+    let mut codes: Vec<String> = users
+        .iter()
+        .map(|user| match &result.answers[&(campaign_id, user.clone())] {
+            Ok(ClaimOutcome::Issued(claim)) => claim.code.clone(),
+            other => panic!("{user:?}: {other:?}"),
+        })
+        .collect();
+    codes.sort();
+    codes
+}
+
+/// A round of three users whose pick above the writer's cursor finds one code, with three codes
+/// freed below the cursor: the second pick takes the two that are missing, no more (rounds run
+/// directly, as one writer runs them, so the cursor is that writer's).
+async fn a_round_short_above_the_pick_cursor_takes_only_what_is_missing_below_it(app: TestApp) {
+    use giftcodes::claim::round::WriterMemory;
+    use sea_orm::ConnectionTrait;
+
+    let id = app.create_campaign(json!({ "name": "Below" })).await;
+    app.load_codes(&id, "B", 4).await;
+    let campaign_id: uuid::Uuid = id.parse().unwrap();
+    let mut memory = WriterMemory::default();
+    assert_eq!(
+        codes_of_one_round(&app, campaign_id, &["u0", "u1", "u2"], &mut memory).await,
+        ["B-0", "B-1", "B-2"]
+    );
+    for sql in [
+        "UPDATE codes SET status = 0, issued_to = NULL, issued_at = NULL, issue_day = NULL, \
+         claim_id = NULL WHERE code IN ('B-0', 'B-1', 'B-2')",
+        "UPDATE campaign_day_counters SET issued = issued - 3",
+    ] {
+        app.db.execute_unprepared(sql).await.unwrap();
+    }
+    assert_eq!(
+        codes_of_one_round(&app, campaign_id, &["u3", "u4", "u5"], &mut memory).await,
+        ["B-0", "B-1", "B-3"]
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM codes WHERE status = 0")
+            .await,
+        1,
+        "B-2 stays available"
+    );
     assert_books_balance(&app).await;
 }
 
