@@ -110,8 +110,9 @@ pub struct Settings {
     pub claim_max_batch: u64,
 
     /// Microseconds in all a writer under load (claims queued, or a last round of several)
-    /// waits for more while they keep arriving and until as many as its last round carried are
-    /// in (0: never); a lone claim after a lone round never waits.
+    /// waits for more while they keep arriving, until as many are in as its last round carried
+    /// plus those that queued while it ran (0: never); a lone claim after a lone round never
+    /// waits.
     #[arg(long, env = "GIFTCODES_CLAIM_LINGER_US", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(0..=100_000), global = true)]
     pub claim_linger_us: u64,
 

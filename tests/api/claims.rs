@@ -533,15 +533,15 @@ async fn a_code_freed_below_the_pick_cursor_is_still_issued(app: TestApp) {
     assert_books_balance(&app).await;
 }
 
-/// The codes one round issues to `users` of the campaign (sorted), run directly with `memory` as
-/// the writer's; every user must get a code.
-async fn codes_of_one_round(
+/// The answers of one round of `users` of the campaign, in `users` order, run directly as its
+/// writer runs it (waiting for held rows, 5 s in all) with `memory` as the writer's: rounds of
+/// several users at once cannot be arranged over HTTP.
+async fn answers_of_one_round(
     app: &TestApp,
     campaign_id: uuid::Uuid,
     users: &[&str],
     memory: &mut giftcodes::claim::round::WriterMemory,
-) -> Vec<String> {
-    use giftcodes::claim::ClaimOutcome;
+) -> Vec<Result<giftcodes::claim::ClaimOutcome, giftcodes::claim::ClaimRefusal>> {
     use giftcodes::claim::queries::CounterLocks;
     use giftcodes::claim::round::{self, CampaignClaims, RoundContext};
     use giftcodes::domain::UserId;
@@ -561,12 +561,34 @@ async fn codes_of_one_round(
         campaign_id,
         users: users.clone(),
     }];
-    let result = round::claim_round(&mut ctx, &claims).await;
+    let mut result = round::claim_round(&mut ctx, &claims).await;
+    users
+        .into_iter()
+        .map(|user| {
+            result
+                .answers
+                .remove(&(campaign_id, user))
+                .expect("an answer")
+        })
+        .collect()
+}
+
+/// The codes one round issues to `users` of the campaign (sorted); every user must get one.
+async fn codes_of_one_round(
+    app: &TestApp,
+    campaign_id: uuid::Uuid,
+    users: &[&str],
+    memory: &mut giftcodes::claim::round::WriterMemory,
+) -> Vec<String> {
+    use giftcodes::claim::ClaimOutcome;
+
+    let answers = answers_of_one_round(app, campaign_id, users, memory).await;
     let mut codes: Vec<String> = users
         .iter()
-        .map(|user| match &result.answers[&(campaign_id, user.clone())] {
-            Ok(ClaimOutcome::Issued(claim)) => claim.code.clone(),
-            other => panic!("{user:?}: {other:?}"),
+        .zip(answers)
+        .map(|(user, answer)| match answer {
+            Ok(ClaimOutcome::Issued(claim)) => claim.code,
+            other => panic!("{user}: {other:?}"),
         })
         .collect();
     codes.sort();
@@ -614,9 +636,7 @@ async fn a_round_short_above_the_pick_cursor_takes_only_what_is_missing_below_it
 /// over HTTP).
 async fn a_counter_the_exact_count_corrects_is_written_even_when_nothing_is_issued(app: TestApp) {
     use giftcodes::claim::ClaimRefusal;
-    use giftcodes::claim::queries::CounterLocks;
-    use giftcodes::claim::round::{self, CampaignClaims, RoundContext, WriterMemory};
-    use giftcodes::domain::UserId;
+    use giftcodes::claim::round::WriterMemory;
     use sea_orm::ConnectionTrait;
 
     let id = app
@@ -630,26 +650,16 @@ async fn a_counter_the_exact_count_corrects_is_written_even_when_nothing_is_issu
         .execute_unprepared("UPDATE campaign_day_counters SET issued = 4")
         .await
         .unwrap();
-    let mut memory = WriterMemory::default();
-    let mut ctx = RoundContext {
-        db: &app.db,
-        clock: app.clock.as_ref(),
-        memory: &mut memory,
-        counter_locks: CounterLocks::Wait,
-        give_up_after: std::time::Duration::from_secs(5),
-    };
-    let users = ["u3", "u4"].map(|user| UserId::parse(user).unwrap());
-    let claims = [CampaignClaims {
-        campaign_id: id.parse().unwrap(),
-        users: users.to_vec(),
-    }];
-    let result = round::claim_round(&mut ctx, &claims).await;
-    for user in &users {
-        assert_eq!(
-            result.answers[&(claims[0].campaign_id, user.clone())],
-            Err(ClaimRefusal::OutOfStock),
-            "{user:?}"
-        );
+    let users = ["u3", "u4"];
+    let answers = answers_of_one_round(
+        &app,
+        id.parse().unwrap(),
+        &users,
+        &mut WriterMemory::default(),
+    )
+    .await;
+    for (user, answer) in users.iter().zip(answers) {
+        assert_eq!(answer, Err(ClaimRefusal::OutOfStock), "{user:?}");
     }
     assert_eq!(
         app.scalar("SELECT CAST(SUM(issued) AS SIGNED) FROM campaign_day_counters")
@@ -666,9 +676,7 @@ async fn a_counter_the_exact_count_corrects_is_written_even_when_nothing_is_issu
 /// trust a counter below the truth and pass the limit).
 async fn a_counter_the_exact_count_corrects_counts_the_codes_issued_with_it(app: TestApp) {
     use giftcodes::claim::ClaimOutcome;
-    use giftcodes::claim::queries::CounterLocks;
-    use giftcodes::claim::round::{self, CampaignClaims, RoundContext, WriterMemory};
-    use giftcodes::domain::UserId;
+    use giftcodes::claim::round::WriterMemory;
     use sea_orm::ConnectionTrait;
 
     let id = app
@@ -682,28 +690,18 @@ async fn a_counter_the_exact_count_corrects_counts_the_codes_issued_with_it(app:
         .execute_unprepared("UPDATE campaign_day_counters SET issued = 4")
         .await
         .unwrap();
-    let mut memory = WriterMemory::default();
-    let mut ctx = RoundContext {
-        db: &app.db,
-        clock: app.clock.as_ref(),
-        memory: &mut memory,
-        counter_locks: CounterLocks::Wait,
-        give_up_after: std::time::Duration::from_secs(5),
-    };
-    let users = ["u3", "u4"].map(|user| UserId::parse(user).unwrap());
-    let claims = [CampaignClaims {
-        campaign_id: id.parse().unwrap(),
-        users: users.to_vec(),
-    }];
-    let result = round::claim_round(&mut ctx, &claims).await;
-    for user in &users {
+    let users = ["u3", "u4"];
+    let answers = answers_of_one_round(
+        &app,
+        id.parse().unwrap(),
+        &users,
+        &mut WriterMemory::default(),
+    )
+    .await;
+    for (user, answer) in users.iter().zip(answers) {
         assert!(
-            matches!(
-                result.answers[&(claims[0].campaign_id, user.clone())],
-                Ok(ClaimOutcome::Issued(_))
-            ),
-            "{user:?}: {:?}",
-            result.answers[&(claims[0].campaign_id, user.clone())]
+            matches!(answer, Ok(ClaimOutcome::Issued(_))),
+            "{user:?}: {answer:?}"
         );
     }
     assert_eq!(
