@@ -18,6 +18,8 @@ if ! cargo mutants --version 2>/dev/null | grep -q "$version"; then
   cargo install cargo-mutants --version "$version" --locked
 fi
 bash scripts/mariadb-test-login.sh
+# The tests the mutants run against drive faketime too (as scripts/test does).
+bash scripts/test-tools.sh
 status=0
 cargo mutants --jobs "${MUTANTS_JOBS:-2}" "$@" || status=$?
 # cargo-mutants exits 2 when mutants were missed, 3 on timeouts, 4 if the baseline failed.

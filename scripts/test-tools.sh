@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite drives as real components when they are missing:
 # faketime (libfaketime: one service instance runs with its clock hours off in
-# tests/api/multi_process.rs). Called by scripts/test; safe to run again.
+# tests/api/multi_process.rs). Called by scripts/test and scripts/mutants.sh; safe to run again.
 set -euo pipefail
 
 missing=()
