@@ -458,6 +458,12 @@ mod tests {
             taken(arrivals(1, 2).await, LINGER, 5).await,
             (3, LINGER_GAP)
         );
+        // Queued behind the first after a lone round: expecting one says nothing about how many
+        // are coming, so the round waits for the gap, not for one.
+        assert_eq!(
+            taken(arrivals(2, 4).await, LINGER, 1).await,
+            (6, LINGER_GAP)
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -28,6 +28,7 @@ on_both_backends! {
     a_counter_the_exact_count_corrects_is_written_even_when_nothing_is_issued => a_counter_the_exact_count_corrects_is_written_even_when_nothing_is_issued;
     a_claim_of_the_same_user_committed_elsewhere_mid_round_is_replayed => a_claim_of_the_same_user_committed_elsewhere_mid_round_is_replayed;
     a_counter_the_exact_count_corrects_counts_the_codes_issued_with_it => a_counter_the_exact_count_corrects_counts_the_codes_issued_with_it;
+    a_round_of_two_campaigns_issues_where_codes_are_left_and_refuses_where_none_are => a_round_of_two_campaigns_issues_where_codes_are_left_and_refuses_where_none_are;
     a_round_short_above_the_pick_cursor_takes_only_what_is_missing_below_it => a_round_short_above_the_pick_cursor_takes_only_what_is_missing_below_it;
 }
 
@@ -533,44 +534,78 @@ async fn a_code_freed_below_the_pick_cursor_is_still_issued(app: TestApp) {
     assert_books_balance(&app).await;
 }
 
-/// The answers of one round of `users` of the campaign, in `users` order, run directly as its
-/// writer runs it (waiting for held rows, 5 s in all) with `memory` as the writer's: rounds of
-/// several users at once cannot be arranged over HTTP.
+/// The answers of one round carrying `claims` (campaigns with their users), per campaign and
+/// user in the order given, run directly as a lane runs it — on connections set up as the
+/// service's (READ COMMITTED; a row lock is waited for 1 s, as with a 1-s claim timeout),
+/// waiting for held rows, 5 s in all — with `memory` as the writer's: rounds of several users
+/// at once cannot be arranged over HTTP.
+async fn answers_of_a_round(
+    app: &TestApp,
+    claims: &[(uuid::Uuid, &[&str])],
+    memory: &mut giftcodes::claim::round::WriterMemory,
+) -> Vec<Vec<Result<giftcodes::claim::ClaimOutcome, giftcodes::claim::ClaimRefusal>>> {
+    use clap::Parser;
+    use giftcodes::claim::queries::CounterLocks;
+    use giftcodes::claim::round::{self, CampaignClaims, RoundContext};
+    use giftcodes::domain::UserId;
+
+    let settings = giftcodes::config::Cli::try_parse_from([
+        "giftcodes",
+        "--database-url",
+        &app.database_url,
+        "--claim-timeout-ms",
+        "1000",
+    ])
+    .unwrap()
+    .settings;
+    let db = giftcodes::startup::connect(&settings).await.unwrap();
+
+    let claims: Vec<CampaignClaims> = claims
+        .iter()
+        .map(|(campaign_id, users)| CampaignClaims {
+            campaign_id: *campaign_id,
+            users: users
+                .iter()
+                .map(|user| UserId::parse(user).unwrap())
+                .collect(),
+        })
+        .collect();
+    let mut ctx = RoundContext {
+        db: &db,
+        clock: app.clock.as_ref(),
+        memory,
+        counter_locks: CounterLocks::Wait,
+        give_up_after: std::time::Duration::from_secs(5),
+    };
+    let mut result = round::claim_round(&mut ctx, &claims).await;
+    claims
+        .into_iter()
+        .map(|claims| {
+            claims
+                .users
+                .into_iter()
+                .map(|user| {
+                    result
+                        .answers
+                        .remove(&(claims.campaign_id, user))
+                        .expect("an answer")
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The answers of one round of `users` of one campaign, in `users` order (see
+/// [`answers_of_a_round`]).
 async fn answers_of_one_round(
     app: &TestApp,
     campaign_id: uuid::Uuid,
     users: &[&str],
     memory: &mut giftcodes::claim::round::WriterMemory,
 ) -> Vec<Result<giftcodes::claim::ClaimOutcome, giftcodes::claim::ClaimRefusal>> {
-    use giftcodes::claim::queries::CounterLocks;
-    use giftcodes::claim::round::{self, CampaignClaims, RoundContext};
-    use giftcodes::domain::UserId;
-
-    let users: Vec<UserId> = users
-        .iter()
-        .map(|user| UserId::parse(user).unwrap())
-        .collect();
-    let mut ctx = RoundContext {
-        db: &app.db,
-        clock: app.clock.as_ref(),
-        memory,
-        counter_locks: CounterLocks::Wait,
-        give_up_after: std::time::Duration::from_secs(5),
-    };
-    let claims = [CampaignClaims {
-        campaign_id,
-        users: users.clone(),
-    }];
-    let mut result = round::claim_round(&mut ctx, &claims).await;
-    users
-        .into_iter()
-        .map(|user| {
-            result
-                .answers
-                .remove(&(campaign_id, user))
-                .expect("an answer")
-        })
-        .collect()
+    answers_of_a_round(app, &[(campaign_id, users)], memory)
+        .await
+        .remove(0)
 }
 
 /// The codes one round issues to `users` of the campaign (sorted); every user must get one.
@@ -627,6 +662,40 @@ async fn a_round_short_above_the_pick_cursor_takes_only_what_is_missing_below_it
         1,
         "B-2 stays available"
     );
+    assert_books_balance(&app).await;
+}
+
+/// One round carrying a campaign with codes and one with none left: the first campaign's
+/// users get codes and the other's user `out_of_stock`, and the issuing statement writes the
+/// counter of the campaign that issued only (it joins codes to their counters: a counter named
+/// without a code would be a row it cannot reach, and the round would fail for both campaigns).
+async fn a_round_of_two_campaigns_issues_where_codes_are_left_and_refuses_where_none_are(
+    app: TestApp,
+) {
+    use giftcodes::claim::round::WriterMemory;
+    use giftcodes::claim::{ClaimOutcome, ClaimRefusal};
+
+    let stocked = app.create_campaign(json!({ "name": "Stocked" })).await;
+    let emptied = app.create_campaign(json!({ "name": "Emptied" })).await;
+    app.load_codes(&stocked, "S", 3).await;
+    app.load_codes(&emptied, "E", 1).await;
+    assert_eq!(app.claim(&emptied, "first").await.status(), 201);
+    let answers = answers_of_a_round(
+        &app,
+        &[
+            (stocked.parse().unwrap(), &["a", "b"][..]),
+            (emptied.parse().unwrap(), &["c"][..]),
+        ],
+        &mut WriterMemory::default(),
+    )
+    .await;
+    for answer in &answers[0] {
+        assert!(
+            matches!(answer, Ok(ClaimOutcome::Issued(_))),
+            "stocked: {answer:?}"
+        );
+    }
+    assert_eq!(answers[1], [Err(ClaimRefusal::OutOfStock)]);
     assert_books_balance(&app).await;
 }
 
@@ -1032,6 +1101,96 @@ async fn a_held_counter_row_stalls_its_own_campaign_only() {
         "Y's p99 {held_p99:?} while X was held (bound {bound:?})"
     );
     assert_eq!(app.claim(&x, "x-after").await.status(), 201);
+    assert_books_balance(&app).await;
+}
+
+/// A campaign whose counter row stays held by another transaction goes to a lane after three
+/// deferred rounds and waits there for the row, instead of costing its writer a shared round
+/// every millisecond while the row is held: a second of holding costs a handful of rounds (the
+/// metric counts every claim round), and the claim is issued once the row is free.
+#[tokio::test]
+async fn a_campaign_whose_counter_row_stays_held_waits_in_a_lane_not_in_rounds() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+
+    let app = crate::helpers::spawn_app_with(
+        crate::helpers::Backend::MariaDb,
+        &["--claim-timeout-ms", "5000"],
+    )
+    .await;
+    let id = app.create_campaign(json!({ "name": "Laned" })).await;
+    app.load_codes(&id, "L", 10).await;
+    assert_eq!(app.claim(&id, "first").await.status(), 201);
+    let outside = app.db.begin().await.unwrap();
+    outside
+        .execute_unprepared(
+            "SELECT * FROM campaign_day_counters WHERE campaign_id = \
+             (SELECT id FROM campaigns WHERE name = 'Laned') FOR UPDATE",
+        )
+        .await
+        .unwrap();
+    let before = claim_rounds(&app).await;
+    let waiting = app.claim_in_background(&id, "waiting");
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let rounds_while_held = claim_rounds(&app).await - before;
+    outside.rollback().await.unwrap();
+    assert_eq!(waiting.await.unwrap().status(), 201);
+    assert!(
+        rounds_while_held <= 10,
+        "{rounds_while_held} claim rounds in the second the counter row was held"
+    );
+    assert_books_balance(&app).await;
+}
+
+/// How many claim rounds (shared and lanes') the service has run, from its metrics.
+async fn claim_rounds(app: &TestApp) -> u64 {
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .bearer_auth(crate::helpers::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("giftcodes_claim_transaction_seconds_count "))
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("no round count in:\n{text}"))
+}
+
+/// A round that waits for a counter row held past the round's time (as a lane does) answers
+/// its claims `Contended`, not `Unavailable`: contention concerns that campaign only, while
+/// `Unavailable` makes a writer refuse every claim queued behind the round as if the database
+/// were gone. (The round is run directly: the two answer 503 alike over HTTP.)
+#[tokio::test]
+async fn contention_that_outlasts_a_round_is_contended_not_unavailable() {
+    use giftcodes::claim::ClaimRefusal;
+    use giftcodes::claim::round::WriterMemory;
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+
+    // The round's lock waits end after 1 s, so its 5 s see several retries.
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::MariaDb).await;
+    let id = app.create_campaign(json!({ "name": "Held" })).await;
+    app.load_codes(&id, "H", 10).await;
+    assert_eq!(app.claim(&id, "first").await.status(), 201);
+    let outside = app.db.begin().await.unwrap();
+    outside
+        .execute_unprepared(
+            "SELECT * FROM campaign_day_counters WHERE campaign_id = \
+             (SELECT id FROM campaigns WHERE name = 'Held') FOR UPDATE",
+        )
+        .await
+        .unwrap();
+    let campaign_id: uuid::Uuid = id.parse().unwrap();
+    let answers =
+        answers_of_one_round(&app, campaign_id, &["a", "b"], &mut WriterMemory::default()).await;
+    outside.rollback().await.unwrap();
+    assert_eq!(
+        answers,
+        [Err(ClaimRefusal::Contended), Err(ClaimRefusal::Contended)]
+    );
+    assert_eq!(app.claim(&id, "after").await.status(), 201);
     assert_books_balance(&app).await;
 }
 

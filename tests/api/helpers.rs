@@ -148,6 +148,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub clock: Arc<TestClock>,
     pub db: DatabaseConnection,
+    /// The URL `db` connects with (the database's, as the test reaches it).
+    pub database_url: String,
     _database: TestDatabase,
 }
 
@@ -190,6 +192,7 @@ pub async fn spawn_app_over(
         http: reqwest::Client::new(),
         clock,
         db: Database::connect(test_url).await.expect("test connection"),
+        database_url: test_url.to_owned(),
         _database: database,
     }
 }

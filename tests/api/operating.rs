@@ -69,7 +69,9 @@ async fn metrics_need_a_token_and_count_requests_claims_and_stock(app: TestApp) 
         r#"giftcodes_upload_rows_total 5"#,
         "giftcodes_db_up 1",
         "giftcodes_campaigns_active 1",
-        "giftcodes_claim_transaction_seconds_count",
+        // Five claims one after another: five rounds of one.
+        "giftcodes_claim_transaction_seconds_count 5",
+        "giftcodes_claim_transaction_claims_sum 5",
         "giftcodes_db_pool_connections{state=\"idle\"}",
     ] {
         assert!(text.contains(line), "no {line} in:\n{text}");
