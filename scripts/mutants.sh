@@ -7,7 +7,7 @@
 # Not in CI: ~140 mutants at 30–60 s each (1–2 h on 2 cores). Needs the local MariaDB (as the
 # tests do). Run it in shards across sessions if need be:
 #   bash scripts/mutants.sh                  # everything, two mutants at a time
-#   bash scripts/mutants.sh --shard 1/4      # a quarter of them
+#   bash scripts/mutants.sh --shard 0/4      # a quarter of them (k counts from 0: 0/4 … 3/4)
 #   bash scripts/mutants.sh -f src/store/    # other files (examine_globs in .cargo/mutants.toml)
 # Settings: .cargo/mutants.toml (files, profile, timeouts). Extra arguments go to cargo mutants.
 set -euo pipefail
