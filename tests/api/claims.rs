@@ -699,19 +699,15 @@ async fn a_round_of_two_campaigns_issues_where_codes_are_left_and_refuses_where_
     assert_books_balance(&app).await;
 }
 
-/// A round of two users near the limit, where the day's counter had drifted from its codes and
-/// no stock is left: the exact count decides, nothing is issued, and the count is written back
-/// (the round is run directly, as the writer runs it: two users in one round cannot be arranged
-/// over HTTP).
-async fn a_counter_the_exact_count_corrects_is_written_even_when_nothing_is_issued(app: TestApp) {
-    use giftcodes::claim::ClaimRefusal;
-    use giftcodes::claim::round::WriterMemory;
+/// A campaign (daily limit 5) named `name` with `codes` codes, three of them issued today to
+/// u0–u2, whose day counter has drifted to 4: near the limit, so the exact count decides.
+async fn drifted_campaign(app: &TestApp, name: &str, prefix: &str, codes: usize) -> String {
     use sea_orm::ConnectionTrait;
 
     let id = app
-        .create_campaign(json!({ "name": "Drift", "daily_limit": 5 }))
+        .create_campaign(json!({ "name": name, "daily_limit": 5 }))
         .await;
-    app.load_codes(&id, "D", 3).await;
+    app.load_codes(&id, prefix, codes).await;
     for user in ["u0", "u1", "u2"] {
         assert_eq!(app.claim(&id, user).await.status(), 201);
     }
@@ -719,6 +715,18 @@ async fn a_counter_the_exact_count_corrects_is_written_even_when_nothing_is_issu
         .execute_unprepared("UPDATE campaign_day_counters SET issued = 4")
         .await
         .unwrap();
+    id
+}
+
+/// A round of two users near the limit, where the day's counter had drifted from its codes and
+/// no stock is left: the exact count decides, nothing is issued, and the count is written back
+/// (the round is run directly, as the writer runs it: two users in one round cannot be arranged
+/// over HTTP).
+async fn a_counter_the_exact_count_corrects_is_written_even_when_nothing_is_issued(app: TestApp) {
+    use giftcodes::claim::ClaimRefusal;
+    use giftcodes::claim::round::WriterMemory;
+
+    let id = drifted_campaign(&app, "Drift", "D", 3).await;
     let users = ["u3", "u4"];
     let answers = answers_of_one_round(
         &app,
@@ -746,19 +754,8 @@ async fn a_counter_the_exact_count_corrects_is_written_even_when_nothing_is_issu
 async fn a_counter_the_exact_count_corrects_counts_the_codes_issued_with_it(app: TestApp) {
     use giftcodes::claim::ClaimOutcome;
     use giftcodes::claim::round::WriterMemory;
-    use sea_orm::ConnectionTrait;
 
-    let id = app
-        .create_campaign(json!({ "name": "Drift up", "daily_limit": 5 }))
-        .await;
-    app.load_codes(&id, "E", 6).await;
-    for user in ["u0", "u1", "u2"] {
-        assert_eq!(app.claim(&id, user).await.status(), 201);
-    }
-    app.db
-        .execute_unprepared("UPDATE campaign_day_counters SET issued = 4")
-        .await
-        .unwrap();
+    let id = drifted_campaign(&app, "Drift up", "E", 6).await;
     let users = ["u3", "u4"];
     let answers = answers_of_one_round(
         &app,
@@ -1009,7 +1006,6 @@ async fn a_campaign_whose_stock_stays_locked_does_not_hold_up_another() {
 /// after the release X is served again and the books balance.
 #[tokio::test]
 async fn a_held_counter_row_stalls_its_own_campaign_only() {
-    use sea_orm::{ConnectionTrait, TransactionTrait};
     use std::time::{Duration, Instant};
 
     let app = crate::helpers::spawn_app_with(
@@ -1063,14 +1059,7 @@ async fn a_held_counter_row_stalls_its_own_campaign_only() {
     let p99 = |answers: &[(u16, Duration)]| answers[answers.len() * 99 / 100].1;
     let quiet = claims_of_y("quiet", Duration::from_secs(1)).await;
 
-    let outside = app.db.begin().await.unwrap();
-    outside
-        .execute_unprepared(
-            "SELECT * FROM campaign_day_counters WHERE campaign_id = \
-             (SELECT id FROM campaigns WHERE name = 'X') FOR UPDATE",
-        )
-        .await
-        .unwrap();
+    let outside = hold_counter_rows(&app, "X").await;
     let held_since = Instant::now();
     let on_x: Vec<_> = (0..6)
         .map(|n| app.claim_in_background(&x, &format!("x-held-{n}")))
@@ -1110,8 +1099,6 @@ async fn a_held_counter_row_stalls_its_own_campaign_only() {
 /// metric counts every claim round), and the claim is issued once the row is free.
 #[tokio::test]
 async fn a_campaign_whose_counter_row_stays_held_waits_in_a_lane_not_in_rounds() {
-    use sea_orm::{ConnectionTrait, TransactionTrait};
-
     let app = crate::helpers::spawn_app_with(
         crate::helpers::Backend::MariaDb,
         &["--claim-timeout-ms", "5000"],
@@ -1120,14 +1107,7 @@ async fn a_campaign_whose_counter_row_stays_held_waits_in_a_lane_not_in_rounds()
     let id = app.create_campaign(json!({ "name": "Laned" })).await;
     app.load_codes(&id, "L", 10).await;
     assert_eq!(app.claim(&id, "first").await.status(), 201);
-    let outside = app.db.begin().await.unwrap();
-    outside
-        .execute_unprepared(
-            "SELECT * FROM campaign_day_counters WHERE campaign_id = \
-             (SELECT id FROM campaigns WHERE name = 'Laned') FOR UPDATE",
-        )
-        .await
-        .unwrap();
+    let outside = hold_counter_rows(&app, "Laned").await;
     let before = claim_rounds(&app).await;
     let waiting = app.claim_in_background(&id, "waiting");
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
@@ -1139,6 +1119,24 @@ async fn a_campaign_whose_counter_row_stays_held_waits_in_a_lane_not_in_rounds()
         "{rounds_while_held} claim rounds in the second the counter row was held"
     );
     assert_books_balance(&app).await;
+}
+
+/// Another session's transaction holding the day counter rows of the campaign named `name`
+/// (`FOR UPDATE`) until it is rolled back.
+async fn hold_counter_rows(app: &TestApp, name: &str) -> sea_orm::DatabaseTransaction {
+    use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
+
+    let outside = app.db.begin().await.unwrap();
+    outside
+        .execute_raw(Statement::from_sql_and_values(
+            outside.get_database_backend(),
+            "SELECT * FROM campaign_day_counters WHERE campaign_id = \
+             (SELECT id FROM campaigns WHERE name = ?) FOR UPDATE",
+            [name.into()],
+        ))
+        .await
+        .unwrap();
+    outside
 }
 
 /// How many claim rounds (shared and lanes') the service has run, from its metrics.
@@ -1167,21 +1165,13 @@ async fn claim_rounds(app: &TestApp) -> u64 {
 async fn contention_that_outlasts_a_round_is_contended_not_unavailable() {
     use giftcodes::claim::ClaimRefusal;
     use giftcodes::claim::round::WriterMemory;
-    use sea_orm::{ConnectionTrait, TransactionTrait};
 
     // The round's lock waits end after 1 s, so its 5 s see several retries.
     let app = crate::helpers::spawn_app(crate::helpers::Backend::MariaDb).await;
     let id = app.create_campaign(json!({ "name": "Held" })).await;
     app.load_codes(&id, "H", 10).await;
     assert_eq!(app.claim(&id, "first").await.status(), 201);
-    let outside = app.db.begin().await.unwrap();
-    outside
-        .execute_unprepared(
-            "SELECT * FROM campaign_day_counters WHERE campaign_id = \
-             (SELECT id FROM campaigns WHERE name = 'Held') FOR UPDATE",
-        )
-        .await
-        .unwrap();
+    let outside = hold_counter_rows(&app, "Held").await;
     let campaign_id: uuid::Uuid = id.parse().unwrap();
     let answers =
         answers_of_one_round(&app, campaign_id, &["a", "b"], &mut WriterMemory::default()).await;
