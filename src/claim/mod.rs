@@ -11,10 +11,13 @@
 //! `linger` in all; a lone claim after a lone round runs at once, so an idle service adds no
 //! delay. It decides them as one round (`round::claim_round`): for a campaign the writer has
 //! not seen yet, a read of the campaign; then one issuing transaction for every campaign of the
-//! round, whose `BEGIN` and first statement run while another connection reads the users'
-//! existing claims. That statement locks the counter and campaign rows and picks codes (one
-//! `UNION ALL`, its locking read first); one `UPDATE` then marks the codes issued and writes the
-//! counters, and the transaction commits. Each request is answered only after that commit.
+//! round. The users' existing claims are read (on another connection, beside the transaction's
+//! `BEGIN` and first statement) only by a writer that met a replay in the last seconds, and by
+//! a lane; otherwise the one-code-per-user unique key finds a returning user (the round rolls
+//! back and runs again, reading first), and refusals are checked against the users' claims
+//! before they are answered. The first statement locks the counter and campaign rows and
+//! picks codes (one `UNION ALL`, its locking read first); one `UPDATE` then marks the codes
+//! issued and writes the counters, and the transaction commits. Each request is answered only after that commit.
 //! Repeats of one user inside a round share one result (`plan`).
 //!
 //! # Isolation: one campaign never holds back another
@@ -71,6 +74,14 @@
 //! no available code in committed data; otherwise those users come back in the next round
 //! (and, if the codes stay locked, wait in their campaign's lane, which scans again until the
 //! claim timeout).
+//!
+//! # One code per user, and the same one again
+//! The unique key `(campaign_id, issued_to)` is the rule: an issuing `UPDATE` that would give a
+//! user a second code of a campaign fails as a whole, the transaction rolls back, and the round
+//! runs again, this time reading the users' claims first, which answers that user with the
+//! claim they hold (committed by this or another instance). A refusal is answered only after
+//! the users' claims have been read, so a user who holds a code gets it back whatever the
+//! campaign's state (sold out, closed, its day full).
 mod plan;
 pub mod queries;
 pub mod round;

@@ -26,6 +26,9 @@ const LOCKED_STOCK_BACKOFF: Duration = Duration::from_millis(2);
 /// How many known counter rows a writer remembers before it starts over (a day's worth of
 /// campaigns many times over; forgetting costs one read per campaign).
 const KNOWN_COUNTERS_KEPT: usize = 100_000;
+/// How long after meeting a user who already held a claim a writer's rounds read the users'
+/// claims before their transaction (see [`WriterMemory::reads_claims_first`]).
+const READ_CLAIMS_FIRST_FOR: Duration = Duration::from_secs(10);
 
 /// The claims of one campaign in a round: distinct users, in request order.
 #[derive(Debug, Clone)]
@@ -46,12 +49,28 @@ pub struct WriterMemory {
     clock_offset: chrono::Duration,
     /// Campaign-day counter rows known to exist (they are never deleted).
     known_counters: HashSet<DayKey>,
+    /// When this writer last met a user who already held a claim (a replay).
+    last_replay: Option<Instant>,
 }
 
 impl WriterMemory {
     /// The highest code id this writer has issued for the campaign (0: none yet).
     fn pick_cursor(&self, campaign_id: Uuid) -> i64 {
         self.pick_cursors.get(&campaign_id).copied().unwrap_or(0)
+    }
+
+    /// Whether a round reads its users' existing claims before the transaction. A lane always
+    /// does (its campaign's rows may stay held for the whole claim timeout, and a user with a
+    /// code should get it at once); a shared round does only within [`READ_CLAIMS_FIRST_FOR`]
+    /// of the last replay. Otherwise a user who already holds a claim costs one rolled-back
+    /// transaction instead: the issuing `UPDATE` breaks the one-code-per-user unique key, and
+    /// the round runs again, reading first. New users — nearly every claim of a busy
+    /// campaign — then pay no read at all.
+    fn reads_claims_first(&self, counter_locks: CounterLocks) -> bool {
+        counter_locks == CounterLocks::Wait
+            || self
+                .last_replay
+                .is_some_and(|at| at.elapsed() < READ_CLAIMS_FIRST_FOR)
     }
 
     /// A memory that starts with `other`'s pick cursors (a lane taking over a campaign).
@@ -140,6 +159,10 @@ pub async fn claim_round(ctx: &mut RoundContext<'_>, claims: &[CampaignClaims]) 
                 if retries < MAX_RETRIES && Instant::now() < give_up_at && is_retryable(&err) =>
             {
                 retries += 1;
+                if classify(&err) == DbFailure::DuplicateKey {
+                    // A user of the round already holds a claim: the next attempt reads first.
+                    ctx.memory.last_replay = Some(Instant::now());
+                }
                 tracing::debug!(error = %err, retries, "claim round retried");
                 for claims in &mut pending {
                     let campaign_id = claims.campaign_id;
@@ -221,25 +244,62 @@ struct Decided<'p, 'c> {
     picked: Vec<(i64, String)>,
 }
 
-/// One pass: the campaigns' days, then one issuing transaction, whose `BEGIN` and locking
-/// statement run while another connection reads the users' existing claims (the read needs no
-/// lock and the locks need nothing from it). Returns the claims it left unfinished.
+/// One pass (see [`decide`]). When the users' claims were not read first, every refusal it
+/// gave is checked against them afterwards: a user who already holds a claim gets it back,
+/// whatever the campaign's state now (closed, sold out, at its limit).
 async fn attempt(
     ctx: &mut RoundContext<'_>,
     pending: &[CampaignClaims],
     result: &mut RoundResult,
 ) -> Result<Vec<(CampaignClaims, Unfinished)>, DbErr> {
-    let db = ctx.db;
-    let days = campaign_days(ctx, pending).await?;
-    let pairs: Vec<(Uuid, &str)> = pending
+    let read_first = ctx.memory.reads_claims_first(ctx.counter_locks);
+    let unfinished = decide(ctx, pending, result, read_first).await?;
+    if !read_first {
+        replay_refused(ctx, pending, result).await?;
+    }
+    Ok(unfinished)
+}
+
+/// Answers refused users of `pending` who hold a claim (committed data) with it.
+async fn replay_refused(
+    ctx: &mut RoundContext<'_>,
+    pending: &[CampaignClaims],
+    result: &mut RoundResult,
+) -> Result<(), DbErr> {
+    let refused: Vec<(Uuid, &str)> = pending
         .iter()
         .flat_map(|claims| {
             claims
                 .users
                 .iter()
+                .filter(|user| {
+                    matches!(
+                        result.answers.get(&(claims.campaign_id, (*user).clone())),
+                        Some(Err(_))
+                    )
+                })
                 .map(move |user| (claims.campaign_id, user.as_str()))
         })
         .collect();
+    if refused.is_empty() {
+        return Ok(());
+    }
+    let claimed = queries::claims_of_users(ctx.db, &refused).await?;
+    answer_replays(claimed, result, ctx.memory);
+    Ok(())
+}
+
+/// The campaigns' days, then one issuing transaction; with `read_first`, its `BEGIN` and
+/// locking statement run while another connection reads the users' existing claims (the read
+/// needs no lock and the locks need nothing from it). Returns the claims it left unfinished.
+async fn decide(
+    ctx: &mut RoundContext<'_>,
+    pending: &[CampaignClaims],
+    result: &mut RoundResult,
+    read_first: bool,
+) -> Result<Vec<(CampaignClaims, Unfinished)>, DbErr> {
+    let db = ctx.db;
+    let days = campaign_days(ctx, pending).await?;
     // For each campaign that exists, its day's key and the pick of its codes above this
     // writer's cursor, as many as it has users (what fits is known only under the lock; codes
     // picked and not issued are unlocked at the end).
@@ -260,7 +320,22 @@ async fn attempt(
         })
         .unzip();
     let mode = ctx.counter_locks;
-    let (claimed, locking) = tokio::join!(queries::claims_of_users(db, &pairs), async {
+    let read_claims = async {
+        if !read_first {
+            return Ok(Vec::new());
+        }
+        let pairs: Vec<(Uuid, &str)> = pending
+            .iter()
+            .flat_map(|claims| {
+                claims
+                    .users
+                    .iter()
+                    .map(move |user| (claims.campaign_id, user.as_str()))
+            })
+            .collect();
+        queries::claims_of_users(db, &pairs).await
+    };
+    let (claimed, locking) = tokio::join!(read_claims, async {
         if keys.is_empty() {
             return Ok(None);
         }
@@ -269,7 +344,7 @@ async fn attempt(
             queries::lock_days_and_pick(&txn, &keys, mode, &above_cursor).await?;
         Ok::<_, DbErr>(Some((txn, locked, picked)))
     });
-    answer_replays(claimed?, result);
+    answer_replays(claimed?, result, ctx.memory);
     let planned = plan(pending, &days, result);
     let Some((txn, locked, picked)) = locking? else {
         return Ok(Vec::new());
@@ -521,8 +596,11 @@ async fn campaign_days(
     Ok(seen)
 }
 
-/// Answers the users who already hold a claim with it (a replay).
-fn answer_replays(claimed: Vec<IssuedClaim>, result: &mut RoundResult) {
+/// Answers the users who already hold a claim with it (a replay), and remembers meeting them.
+fn answer_replays(claimed: Vec<IssuedClaim>, result: &mut RoundResult, memory: &mut WriterMemory) {
+    if !claimed.is_empty() {
+        memory.last_replay = Some(Instant::now());
+    }
     for claim in claimed {
         let Ok(user) = UserId::parse(&claim.user_id) else {
             tracing::error!(campaign_id = %claim.campaign_id, user_id = %claim.user_id,

@@ -22,7 +22,9 @@ on_both_backends! {
     codes_of_a_revoked_batch_are_never_issued => codes_of_a_revoked_batch_are_never_issued;
     a_lowered_limit_holds_and_a_raised_one_reopens_the_day => a_lowered_limit_holds_and_a_raised_one_reopens_the_day;
     user_ids_compare_byte_for_byte => user_ids_compare_byte_for_byte;
-    a_user_with_a_code_gets_it_again_when_the_campaign_is_closed_or_sold_out => a_user_with_a_code_gets_it_again_when_the_campaign_is_closed_or_sold_out;
+    a_user_with_a_code_gets_it_again_when_the_campaign_is_sold_out => a_user_with_a_code_gets_it_again_when_the_campaign_is_sold_out;
+    a_user_with_a_code_gets_it_again_when_the_campaign_is_closed => a_user_with_a_code_gets_it_again_when_the_campaign_is_closed;
+    a_user_with_a_code_gets_it_again_when_the_day_is_full => a_user_with_a_code_gets_it_again_when_the_day_is_full;
     a_daily_limit_of_zero_issues_nothing => a_daily_limit_of_zero_issues_nothing;
     concurrent_claims_of_two_campaigns_get_codes_of_their_own => concurrent_claims_of_two_campaigns_get_codes_of_their_own;
     a_counter_the_exact_count_corrects_is_written_even_when_nothing_is_issued => a_counter_the_exact_count_corrects_is_written_even_when_nothing_is_issued;
@@ -858,7 +860,9 @@ async fn user_ids_compare_byte_for_byte(app: TestApp) {
     assert_eq!(response.json::<Value>().await.unwrap()["user_id"], "BOB");
 }
 
-async fn a_user_with_a_code_gets_it_again_when_the_campaign_is_closed_or_sold_out(app: TestApp) {
+// Each of the three starts on a new service: its first replay is met without the users' claims
+// read first (see `round::WriterMemory::reads_claims_first`), so the refusal is what finds it.
+async fn a_user_with_a_code_gets_it_again_when_the_campaign_is_sold_out(app: TestApp) {
     let id = app.create_campaign(json!({ "name": "Keep" })).await;
     app.load_codes(&id, "K", 1).await;
     let (status, first, _) = claim_json(&app, &id, "keeper").await;
@@ -867,7 +871,13 @@ async fn a_user_with_a_code_gets_it_again_when_the_campaign_is_closed_or_sold_ou
     let (status, sold_out, replayed) = claim_json(&app, &id, "keeper").await;
     assert_eq!((status, replayed), (200, true), "sold out: {sold_out}");
     assert_eq!(sold_out, first);
+}
 
+async fn a_user_with_a_code_gets_it_again_when_the_campaign_is_closed(app: TestApp) {
+    let id = app.create_campaign(json!({ "name": "Keep" })).await;
+    app.load_codes(&id, "K", 2).await;
+    let (status, first, _) = claim_json(&app, &id, "keeper").await;
+    assert_eq!(status, 201);
     let patched = app
         .admin_patch(
             &format!("/v1/admin/campaigns/{id}"),
@@ -879,6 +889,19 @@ async fn a_user_with_a_code_gets_it_again_when_the_campaign_is_closed_or_sold_ou
     let (status, inactive, replayed) = claim_json(&app, &id, "keeper").await;
     assert_eq!((status, replayed), (200, true), "inactive: {inactive}");
     assert_eq!(inactive, first);
+}
+
+async fn a_user_with_a_code_gets_it_again_when_the_day_is_full(app: TestApp) {
+    let id = app
+        .create_campaign(json!({ "name": "Keep", "daily_limit": 1 }))
+        .await;
+    app.load_codes(&id, "K", 2).await;
+    let (status, first, _) = claim_json(&app, &id, "keeper").await;
+    assert_eq!(status, 201);
+    assert_error(app.claim(&id, "late").await, 409, "daily_limit_reached").await;
+    let (status, full, replayed) = claim_json(&app, &id, "keeper").await;
+    assert_eq!((status, replayed), (200, true), "day full: {full}");
+    assert_eq!(full, first);
 }
 
 async fn a_daily_limit_of_zero_issues_nothing(app: TestApp) {
