@@ -76,6 +76,9 @@
 #   LOADGEN_THREADS=1  BENCH_SKIP_BUILD=1 (use the existing release binaries)
 #   The service's own settings pass through (GIFTCODES_CLAIM_MAX_BATCH, GIFTCODES_CLAIM_WRITERS,
 #   GIFTCODES_DB_MAX_CONNECTIONS, ...) to every instance and are recorded in the JSON.
+#   Without GIFTCODES_CLAIM_WRITERS each instance runs the README's rule: the writers of all
+#   instances together as many as the database's cores, DB_CORES=$(nproc) (the database runs
+#   here), at least one each — 2 writers for one instance, 1 each for three.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -85,6 +88,7 @@ WARMUP_SECONDS=${WARMUP_SECONDS:-5}
 FLOOR_SECONDS=${FLOOR_SECONDS:-$CELL_SECONDS}
 FLOOR_WARMUP_SECONDS=${FLOOR_WARMUP_SECONDS:-$WARMUP_SECONDS}
 CONNECTIONS=${CONNECTIONS:-64}
+DB_CORES=${DB_CORES:-$(nproc)}
 HISTORY=${HISTORY:-10000000}
 HISTORY_DAYS=${HISTORY_DAYS:-100}
 LOW_RATE=${LOW_RATE:-200}
@@ -339,9 +343,10 @@ load_history() { # database, campaign id, codes, days
 
 : >"$WORK/cells.jsonl"
 run_cell() { # name
-  local cell=$1 instances campaigns dist history rate db url total i port bases=() k n t0
+  local cell=$1 instances campaigns dist history rate db url total i port bases=() k n t0 writers
   read -r instances campaigns dist history rate <<<"${CELL_SPEC[$cell]}"
-  log "cell $cell: $instances instance(s), $campaigns campaign(s) $dist, history $history, $(
+  writers=${GIFTCODES_CLAIM_WRITERS:-$(( DB_CORES / instances > 1 ? DB_CORES / instances : 1 ))}
+  log "cell $cell: $instances instance(s) of $writers claim writer(s), $campaigns campaign(s) $dist, history $history, $(
     [ "$rate" = 0 ] && echo saturation || echo "$rate/s open loop"), ${WARMUP_SECONDS}+$CELL_SECONDS s"
   db="giftcodes_spread_${RUN_ID}_${cell//-/_}"
   url="mysql://$DB_USER:$DB_PASS@$DB_HOST:$DB_PORT/$db"
@@ -350,7 +355,7 @@ run_cell() { # name
   SERVICE_PIDS=()
   for i in $(seq "$instances"); do
     port=$(free_port)
-    start_giftcodes "$port" "$url" "$WORK/service.log"
+    GIFTCODES_CLAIM_WRITERS=$writers start_giftcodes "$port" "$url" "$WORK/service.log"
     bases+=("http://127.0.0.1:$port")
   done
   BASE=${bases[0]}
@@ -432,11 +437,12 @@ run_cell() { # name
     "$short campaigns with fewer issued rows than 201 answers ($rows_run rows, $(jq .created_all "$WORK/cell.json") answers 201)"
   sql -e "DROP DATABASE IF EXISTS \`$db\`"
 
-  jq -c --arg cell "$cell" --argjson instances "$instances" --argjson history "$history" \
+  jq -c --arg cell "$cell" --argjson instances "$instances" --argjson writers "$writers" \
+    --argjson history "$history" \
     --argjson stock "$stock" --argjson load_s "$load_s" --argjson history_s "$history_s" \
     --argjson profile "$(profile_json "$WORK/cell-before.txt" "$WORK/cell-after.txt")" \
     --slurpfile checks "$CHECKS_FILE" \
-    'del(.created_all_by_campaign) + {cell: $cell, instances: $instances, history: $history,
+    'del(.created_all_by_campaign) + {cell: $cell, instances: $instances, writers: $writers, history: $history,
       stock: $stock, load_s: $load_s, history_load_s: $history_s, profile: $profile, checks: $checks}' \
     "$WORK/cell.json" >>"$WORK/cells.jsonl"
   sleep 1
@@ -461,7 +467,7 @@ jq -n \
   --argjson service_env "$(service_env_json)" --arg cells_setting "$CELLS" \
   --argjson cell_seconds "$CELL_SECONDS" --argjson warmup_seconds "$WARMUP_SECONDS" \
   --argjson floor_seconds "$FLOOR_SECONDS" --argjson floor_warmup_seconds "$FLOOR_WARMUP_SECONDS" \
-  --argjson connections "$CONNECTIONS" --argjson history "$HISTORY" --argjson history_days "$HISTORY_DAYS" \
+  --argjson connections "$CONNECTIONS" --argjson db_cores "$DB_CORES" --argjson history "$HISTORY" --argjson history_days "$HISTORY_DAYS" \
   --argjson low_rate "$LOW_RATE" --argjson zipf_s "$ZIPF_S" --argjson daily_limit "$DAILY_LIMIT" \
   --argjson saturation_ceiling "$SATURATION_CEILING" --arg expected "$EXPECTED_REFUSALS" \
   --argjson loadgen_threads "$LOADGEN_THREADS" \
@@ -505,7 +511,7 @@ jq -n \
              note: "shared 2-core machine; other work may run meanwhile; mariadbd CPU and fsyncs are server-wide"},
       settings: {cells: $cells_setting, cell_seconds: $cell_seconds, warmup_seconds: $warmup_seconds,
                  floor_seconds: $floor_seconds, floor_warmup_seconds: $floor_warmup_seconds,
-                 connections: $connections, history: $history, history_days: $history_days,
+                 connections: $connections, db_cores: $db_cores, history: $history, history_days: $history_days,
                  low_rate: $low_rate, zipf_s: $zipf_s, daily_limit: $daily_limit,
                  saturation_ceiling: $saturation_ceiling, expected_refusals: $exp,
                  loadgen_threads: $loadgen_threads, service_env: $service_env},

@@ -98,10 +98,10 @@ pub struct Settings {
     #[arg(long, env = "GIFTCODES_DB_TIMEOUT_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=600_000), global = true)]
     pub db_timeout_ms: u64,
 
-    /// Claim writer tasks per process, each running one claim transaction at a time; campaigns
-    /// are spread over them by id (one campaign's claims always share one writer). Keep the
-    /// writers of all instances together near the database's cores: more only makes rounds
-    /// smaller.
+    /// Claim writer tasks per process, each running one claim transaction at a time; client
+    /// connections are spread over them, and a campaign is in one writer's round at a time.
+    /// Keep the writers of all instances together as many as the database's cores (one
+    /// instance before a 2-core database: 2): more only makes rounds smaller.
     #[arg(long, env = "GIFTCODES_CLAIM_WRITERS", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64), global = true)]
     pub claim_writers: u64,
 

@@ -1,7 +1,7 @@
 //! Client routes: claim a code for a user, read a user's claim.
 use std::sync::Arc;
 
-use poem::web::Data;
+use poem::web::{Data, RemoteAddr};
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -11,7 +11,7 @@ use super::campaigns::find_campaign;
 use super::json_string::UserIdText;
 use super::wire::{Day, UtcTime};
 use super::{ApiTags, AppState, ClientAuth, JsonString};
-use crate::claim::{ClaimOutcome, IssuedClaim};
+use crate::claim::{ClaimOutcome, ConnectionKey, IssuedClaim};
 use crate::domain::UserId;
 use crate::error::{AppError, operation_errors};
 use crate::store::codes::issued_to_users;
@@ -127,9 +127,11 @@ impl ClaimsApi {
         campaign_id: Path<Uuid>,
         /// The user asking for a code.
         body: Json<ClaimRequest>,
+        peer: &RemoteAddr,
     ) -> Result<ClaimAnswer, ClaimCodeError> {
+        let connection = ConnectionKey::of_peer(peer.as_socket_addr());
         let outcome = match UserId::parse(body.user_id.as_str()) {
-            Ok(user) => state.claims.claim(campaign_id.0, user).await,
+            Ok(user) => state.claims.claim(campaign_id.0, user, connection).await,
             Err(message) => Err(AppError::InvalidRequest(message)),
         };
         state.metrics.claim_outcome(match &outcome {

@@ -2,10 +2,12 @@
 //! claims of any number of campaigns coalesced into few transactions.
 //!
 //! # Shape
-//! Campaigns are spread over the writer tasks by id, and a request goes to its campaign's
-//! writer's bounded queue, so writers never share a campaign and their transactions run side by
-//! side (a load spread over many campaigns keeps every writer busy; one campaign has one
-//! writer). A writer takes whatever is queued for it (up to `max_batch`).
+//! A request goes to the bounded queue of one writer task: the writer of its client connection
+//! (so each writer has a steady group of clients, and one writer's transaction runs while the
+//! clients another has answered come back), or, for a hot campaign (several claims in one
+//! round), the writer carrying it (`writer::Carriers`). A campaign is in one writer's round at
+//! a time: a writer holds back the claims of a campaign another writer's round carries until
+//! that round has left. A writer takes whatever is queued for it (up to `max_batch`).
 //! Under load — more than one claim queued, or a last round of several — it waits for more
 //! while they keep coming (the clients the last round answered are on their way back), up to
 //! `linger` in all; a lone claim after a lone round runs at once, so an idle service adds no
@@ -149,8 +151,8 @@ impl From<ClaimRefusal> for AppError {
 /// How claims are coalesced.
 #[derive(Debug, Clone, Copy)]
 pub struct CoalescingSettings {
-    /// Writer tasks in this process (each runs one transaction at a time; campaigns are spread
-    /// over them by id).
+    /// Writer tasks in this process (each runs one transaction at a time; client connections
+    /// are spread over them).
     pub writers: usize,
     /// Most claims one transaction carries.
     pub max_batch: usize,
@@ -182,16 +184,38 @@ struct Job {
 /// The handle requests use to claim; cheap to clone.
 #[derive(Clone)]
 pub struct ClaimEngine {
-    /// One queue per writer; a campaign's claims always go to the same one ([`writer_of`]).
+    /// One queue per writer.
     queues: Arc<[mpsc::Sender<Job>]>,
+    carriers: Arc<writer::Carriers>,
     request_timeout: Duration,
 }
 
-/// The writer a campaign's claims go to: campaigns are spread over the writers by id (its low
-/// bits are random in every UUID version the service makes), so the writers' transactions
-/// never carry the same campaign and run side by side without taking each other's rows.
-fn writer_of(campaign_id: Uuid, writers: usize) -> usize {
-    (campaign_id.as_u128() % writers as u128) as usize
+/// The client connection a request came on, as far as the claim path cares: requests with the
+/// same key go to the same writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnectionKey(u64);
+
+impl ConnectionKey {
+    /// The key of a client connection's peer address (a TCP connection's address and port);
+    /// every other kind of address shares one key.
+    pub fn of_peer(peer: Option<&std::net::SocketAddr>) -> Self {
+        Self(peer.map_or(0, |peer| {
+            std::hash::BuildHasher::hash_one(
+                &std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default(),
+                peer,
+            )
+        }))
+    }
+}
+
+/// The writer a client connection's claims go to unless their campaign has a carrier (see
+/// [`writer::Carriers`]). A connection carries one request at a time, so each writer serves a
+/// steady group of clients: while one writer's transaction runs, the clients another writer
+/// has just answered are on their way back to it, and the database works while the service
+/// turns requests around (writers fed by campaign instead would each get a share of every
+/// group and wait for all of them).
+fn writer_of(connection: ConnectionKey, writers: usize) -> usize {
+    (connection.0 % writers as u64) as usize
 }
 
 impl ClaimEngine {
@@ -204,24 +228,26 @@ impl ClaimEngine {
         settings: CoalescingSettings,
         metrics: ClaimMetrics,
     ) -> (Self, ClaimWriters) {
+        // Room for 64 rounds per writer: a burst waits in the queue rather than being refused,
+        // and the claim timeout bounds how long anyone waits there.
+        let (queues, receivers): (Vec<_>, Vec<_>) = (0..settings.writers)
+            .map(|_| mpsc::channel(settings.max_batch * 64))
+            .unzip();
         let shared = Arc::new(writer::Shared {
             db,
             clock,
             settings,
             lanes: writer::Lanes::new(settings.lanes),
+            carriers: Arc::new(writer::Carriers::default()),
             metrics,
         });
         let mut tasks = JoinSet::new();
-        let mut queues = Vec::with_capacity(settings.writers);
-        for _ in 0..settings.writers {
-            // Room for 64 rounds: a burst waits in the queue rather than being refused, and
-            // the claim timeout bounds how long anyone waits there.
-            let (queue, receiver) = mpsc::channel(settings.max_batch * 64);
-            queues.push(queue);
-            tasks.spawn(writer::run_writer(receiver, shared.clone()));
+        for (index, receiver) in receivers.into_iter().enumerate() {
+            tasks.spawn(writer::run_writer(index, receiver, shared.clone()));
         }
         let engine = Self {
             queues: queues.into(),
+            carriers: shared.carriers.clone(),
             request_timeout: settings.request_timeout,
         };
         (engine, ClaimWriters { tasks, shared })
@@ -235,8 +261,14 @@ impl ClaimEngine {
             .sum()
     }
 
-    /// Claims a code of `campaign_id` for `user`, answered after the issuing commit.
-    pub async fn claim(&self, campaign_id: Uuid, user: UserId) -> Result<ClaimOutcome, AppError> {
+    /// Claims a code of `campaign_id` for `user`, who asked on `connection`; answered after the
+    /// issuing commit.
+    pub async fn claim(
+        &self,
+        campaign_id: Uuid,
+        user: UserId,
+        connection: ConnectionKey,
+    ) -> Result<ClaimOutcome, AppError> {
         let (reply, answer) = oneshot::channel();
         let unavailable = || AppError::from(ClaimRefusal::Unavailable);
         let job = Job {
@@ -247,7 +279,15 @@ impl ClaimEngine {
             deferrals: 0,
         };
         let answered = tokio::time::timeout(self.request_timeout, async {
-            let queue = &self.queues[writer_of(campaign_id, self.queues.len())];
+            let writers = self.queues.len();
+            let writer = if writers == 1 {
+                0
+            } else {
+                self.carriers
+                    .hot_carrier_of(campaign_id)
+                    .unwrap_or_else(|| writer_of(connection, writers))
+            };
+            let queue = &self.queues[writer];
             queue.send(job).await.map_err(|_| unavailable())?;
             answer.await.map_err(|_| unavailable())
         })
@@ -278,20 +318,30 @@ impl ClaimWriters {
 
 #[cfg(test)]
 mod tests {
-    use super::writer_of;
-    use uuid::Uuid;
+    use super::{ConnectionKey, writer_of};
+    use std::net::SocketAddr;
 
     #[test]
-    fn a_campaign_always_goes_to_one_writer_and_campaigns_use_every_writer() {
-        let campaigns: Vec<Uuid> = (0..64).map(|_| Uuid::now_v7()).collect();
+    fn a_connection_always_goes_to_one_writer_and_connections_use_every_writer() {
+        // A client's connections differ in their port only.
+        let connections: Vec<ConnectionKey> = (40_000..40_064)
+            .map(|port| {
+                let peer: SocketAddr = format!("10.0.0.7:{port}").parse().unwrap();
+                ConnectionKey::of_peer(Some(&peer))
+            })
+            .collect();
         for writers in [1, 2, 3] {
-            let mut used = vec![false; writers];
-            for campaign in &campaigns {
-                let writer = writer_of(*campaign, writers);
-                assert_eq!(writer, writer_of(*campaign, writers));
-                used[writer] = true;
+            let mut served = vec![0; writers];
+            for connection in &connections {
+                let writer = writer_of(*connection, writers);
+                assert_eq!(writer, writer_of(*connection, writers));
+                served[writer] += 1;
             }
-            assert!(used.iter().all(|used| *used), "{writers} writers: {used:?}");
+            assert!(
+                served.iter().all(|n| *n >= 64 / writers / 2),
+                "{writers} writers: {served:?}"
+            );
         }
+        assert_eq!(ConnectionKey::of_peer(None), ConnectionKey::of_peer(None));
     }
 }

@@ -159,6 +159,76 @@ async fn several_writers_fill_the_limit_exactly(backend: Backend) {
     );
 }
 
+/// Writers take the clients of their connections, so one campaign's claims come to several
+/// writers at once: each campaign still issues each code once, fills its limit exactly, and a
+/// user asking twice at once (two connections) gets one code.
+async fn several_writers_share_campaigns_and_each_issues_exactly(backend: Backend) {
+    let app = spawn_app_with(backend, &["--claim-writers", "4", "--claim-max-batch", "8"]).await;
+    let mut campaigns = Vec::new();
+    for c in 0..8 {
+        let id = app
+            .create_campaign(json!({ "name": format!("Shared {c}"), "daily_limit": 25 }))
+            .await;
+        app.load_codes(&id, &format!("S{c}-"), 30).await;
+        campaigns.push(id);
+    }
+    let requests: Vec<(usize, String)> = (0..2)
+        .flat_map(|_| (0..320).map(|i| (i % 8, format!("s-{i}"))))
+        .collect();
+    let answers = join_all(requests.iter().map(|(c, user)| async {
+        let response = app.claim(&campaigns[*c], user).await;
+        let status = response.status().as_u16();
+        (
+            *c,
+            user.clone(),
+            status,
+            response.json::<Value>().await.unwrap(),
+        )
+    }))
+    .await;
+    let mut codes_of_users = std::collections::HashMap::<String, HashSet<String>>::new();
+    for (_, user, status, body) in &answers {
+        match status {
+            200 | 201 => {
+                codes_of_users
+                    .entry(user.clone())
+                    .or_default()
+                    .insert(body["code"].as_str().unwrap().to_owned());
+            }
+            409 => assert_eq!(body["code"], "daily_limit_reached", "{user}: {body}"),
+            _ => panic!("{user}: {status} {body}"),
+        }
+    }
+    assert!(
+        codes_of_users.values().all(|codes| codes.len() == 1),
+        "a user with two codes"
+    );
+    for (c, id) in campaigns.iter().enumerate() {
+        let issued: HashSet<&str> = answers
+            .iter()
+            .filter(|(campaign, _, status, _)| *campaign == c && *status == 201)
+            .map(|(_, _, _, body)| body["code"].as_str().unwrap())
+            .collect();
+        assert_eq!(issued.len(), 25, "campaign {c}");
+        assert_eq!(app.campaign(id).await["issued_today"], 25, "campaign {c}");
+    }
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM codes WHERE status = 1")
+            .await,
+        200
+    );
+}
+
+#[tokio::test]
+async fn several_writers_share_campaigns_and_each_issues_exactly_mariadb() {
+    several_writers_share_campaigns_and_each_issues_exactly(Backend::MariaDb).await;
+}
+
+#[tokio::test]
+async fn several_writers_share_campaigns_and_each_issues_exactly_sqlite() {
+    several_writers_share_campaigns_and_each_issues_exactly(Backend::Sqlite).await;
+}
+
 #[tokio::test]
 async fn several_writers_fill_the_limit_exactly_mariadb() {
     several_writers_fill_the_limit_exactly(Backend::MariaDb).await;
