@@ -53,7 +53,9 @@ const HOT_CAMPAIGN_CLAIMS: usize = 4;
 
 /// Which writers' rounds carry which campaigns. A campaign is in one round of this process at a
 /// time: a writer leaves out of its round the claims of a campaign another writer's round
-/// carries now, and takes them once that round has left. Two rounds carrying one campaign would
+/// carries now, and the campaign is then kept for it when that round leaves (the other writer's
+/// next round leaves it out in turn), so claims held back wait one round, however often the
+/// campaign comes up in both writers' rounds. Two rounds carrying one campaign would
 /// not break anything (the second finds the counter row held and defers it), but the second
 /// would do its work for nothing. And the claims of a hot campaign all go to the writer whose
 /// round carried it, so they gather in that writer's rounds, as large as they come: writers
@@ -70,8 +72,11 @@ pub(super) struct Carriers {
 
 #[derive(Default)]
 struct CarriersState {
-    /// The campaigns of the rounds running now, with their writer.
+    /// The campaigns of the rounds running now, and those kept for a writer's next round, with
+    /// their writer.
     in_flight: HashMap<Uuid, usize>,
+    /// Campaigns whose claims a writer holds back, with that writer.
+    waiting: HashMap<Uuid, usize>,
     /// The hot campaigns, with the writer their claims go to.
     hot: HashMap<Uuid, usize>,
 }
@@ -92,9 +97,17 @@ impl Carriers {
     /// has as hot.
     fn enter(&self, writer: usize, jobs: Vec<Job>) -> (Vec<Job>, Vec<Job>) {
         let mut state = self.state.lock().expect("carriers lock");
+        // What was kept for this writer is free again unless this round has claims of it (a
+        // writer waiting for it is woken, below).
+        let kept = state.in_flight.len();
+        state.in_flight.retain(|_, carrier| *carrier != writer);
+        let freed = state.in_flight.len() < kept;
         let (mine, held): (Vec<Job>, Vec<Job>) = jobs
             .into_iter()
             .partition(|job| *state.in_flight.entry(job.campaign_id).or_insert(writer) == writer);
+        for job in &held {
+            state.waiting.insert(job.campaign_id, writer);
+        }
         state.hot.retain(|_, carrier| *carrier != writer);
         let mut claims: HashMap<Uuid, usize> = HashMap::new();
         for job in &mine {
@@ -106,15 +119,28 @@ impl Carriers {
             }
         }
         self.hot_campaigns.store(state.hot.len(), Ordering::Relaxed);
+        drop(state);
+        if freed {
+            self.left.notify_waiters();
+        }
         (mine, held)
     }
 
-    /// Ends `writer`'s round, which carried `round`, and wakes the writers waiting for it.
+    /// Ends `writer`'s round, which carried `round`: a campaign another writer waits for is kept
+    /// for that writer's next round, the others are free. Wakes the writers waiting.
     fn leave(&self, writer: usize, round: impl Iterator<Item = Uuid>) {
         let mut state = self.state.lock().expect("carriers lock");
         for campaign_id in round {
-            if state.in_flight.get(&campaign_id) == Some(&writer) {
-                state.in_flight.remove(&campaign_id);
+            if state.in_flight.get(&campaign_id) != Some(&writer) {
+                continue;
+            }
+            match state.waiting.remove(&campaign_id) {
+                Some(waiting) if waiting != writer => {
+                    state.in_flight.insert(campaign_id, waiting);
+                }
+                _ => {
+                    state.in_flight.remove(&campaign_id);
+                }
             }
         }
         drop(state);
@@ -605,12 +631,40 @@ mod tests {
         let (mine, held) = carriers.enter(1, vec![job(shared, "b"), job(own, "c")]);
         assert_eq!((users(&mine), users(&held)), (vec!["c"], vec!["b"]));
         carriers.leave(0, [shared].into_iter());
+        carriers.leave(1, [own].into_iter());
         let (mine, held) = carriers.enter(1, held);
         assert_eq!((users(&mine), users(&held)), (vec!["b"], vec![]));
-        // Leaving a round frees only the campaigns this writer's round held.
-        carriers.leave(0, [shared, own].into_iter());
-        let (_, held) = carriers.enter(0, vec![job(own, "d")]);
-        assert_eq!(users(&held), ["d"]);
+        let (mine, held) = carriers.enter(0, vec![job(shared, "d"), job(own, "e")]);
+        assert_eq!((users(&mine), users(&held)), (vec!["e"], vec!["d"]));
+    }
+
+    #[test]
+    fn a_campaign_held_back_is_kept_for_the_writer_that_waited() {
+        let carriers = Carriers::default();
+        let (campaign, other) = (Uuid::new_v4(), Uuid::new_v4());
+        carriers.enter(0, vec![job(campaign, "a")]);
+        let (_, held) = carriers.enter(1, vec![job(campaign, "b")]);
+        assert_eq!(users(&held), ["b"]);
+        carriers.leave(0, [campaign].into_iter());
+        // Writer 0's next round comes first, but it is writer 1's turn.
+        let (mine, held) = carriers.enter(0, vec![job(campaign, "c")]);
+        assert_eq!((users(&mine), users(&held)), (vec![], vec!["c"]));
+        let (mine, _) = carriers.enter(1, vec![job(campaign, "b")]);
+        assert_eq!(users(&mine), ["b"]);
+        carriers.leave(1, [campaign].into_iter());
+        let (mine, _) = carriers.enter(0, vec![job(campaign, "c")]);
+        assert_eq!(users(&mine), ["c"]);
+        // Nobody waits: leaving frees it.
+        carriers.leave(0, [campaign].into_iter());
+        let (mine, _) = carriers.enter(1, vec![job(campaign, "d")]);
+        assert_eq!(users(&mine), ["d"]);
+        let (_, held) = carriers.enter(0, vec![job(campaign, "e")]);
+        assert_eq!(users(&held), ["e"]);
+        carriers.leave(1, [campaign].into_iter());
+        // Kept for writer 0, whose next round has no claim of it any more: free again.
+        carriers.enter(0, vec![job(other, "f")]);
+        let (mine, _) = carriers.enter(1, vec![job(campaign, "g")]);
+        assert_eq!(users(&mine), ["g"]);
     }
 
     #[test]
