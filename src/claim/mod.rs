@@ -19,7 +19,8 @@
 //! back and runs again, reading first), and refusals are checked against the users' claims
 //! before they are answered. The first statement locks the counter and campaign rows and
 //! picks codes (one `UNION ALL`, its locking read first); one `UPDATE` then marks the codes
-//! issued and writes the counters, and the transaction commits. Each request is answered only after that commit.
+//! issued and writes the counters, and the transaction commits. Each request is answered only
+//! after that commit.
 //! Repeats of one user inside a round share one result (`plan`).
 //!
 //! # Isolation: one campaign never holds back another

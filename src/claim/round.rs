@@ -132,8 +132,11 @@ pub async fn claim_round(ctx: &mut RoundContext<'_>, claims: &[CampaignClaims]) 
     pending.sort_by_key(|claims| claims.campaign_id);
     let mut retries = 0;
     let give_up_at = Instant::now() + ctx.give_up_after;
+    let mut refusals_unchecked = false;
     while !pending.is_empty() {
-        match attempt(ctx, &pending, &mut result).await {
+        let read_first = ctx.memory.reads_claims_first(ctx.counter_locks);
+        refusals_unchecked |= !read_first;
+        match attempt(ctx, &pending, &mut result, read_first).await {
             Ok(unfinished) if unfinished.is_empty() => break,
             // A shared round waits for nothing: what it could not finish comes back in the
             // next round (and, if that lasts, in the campaign's lane, which waits here).
@@ -203,7 +206,44 @@ pub async fn claim_round(ctx: &mut RoundContext<'_>, claims: &[CampaignClaims]) 
             }
         }
     }
+    if refusals_unchecked {
+        replay_refused(ctx, &mut result).await;
+    }
     result
+}
+
+/// Answers every user the round refused for the campaign's state (no such campaign, closed,
+/// day full, sold out) who holds a claim of it with that claim: run when an attempt did not
+/// read the users' claims first. If the read fails, whether those users hold a claim is not
+/// known, and they are answered `unavailable` instead.
+async fn replay_refused(ctx: &mut RoundContext<'_>, result: &mut RoundResult) {
+    let refused = |answer: &Result<ClaimOutcome, ClaimRefusal>| {
+        matches!(
+            answer,
+            Err(ClaimRefusal::CampaignNotFound
+                | ClaimRefusal::CampaignInactive
+                | ClaimRefusal::DailyLimitReached { .. }
+                | ClaimRefusal::OutOfStock)
+        )
+    };
+    let pairs: Vec<(Uuid, &str)> = result
+        .answers
+        .iter()
+        .filter(|(_, answer)| refused(answer))
+        .map(|((campaign_id, user), _)| (*campaign_id, user.as_str()))
+        .collect();
+    if pairs.is_empty() {
+        return;
+    }
+    match queries::claims_of_users(ctx.db, &pairs).await {
+        Ok(claimed) => answer_replays(claimed, result, ctx.memory),
+        Err(err) => {
+            tracing::warn!(error = %err, "refusals could not be checked against the users' claims");
+            for answer in result.answers.values_mut().filter(|answer| refused(answer)) {
+                *answer = Err(ClaimRefusal::Unavailable);
+            }
+        }
+    }
 }
 
 /// Why some of a campaign's users left an attempt without an answer.
@@ -244,55 +284,11 @@ struct Decided<'p, 'c> {
     picked: Vec<(i64, String)>,
 }
 
-/// One pass (see [`decide`]). When the users' claims were not read first, every refusal it
-/// gave is checked against them afterwards: a user who already holds a claim gets it back,
-/// whatever the campaign's state now (closed, sold out, at its limit).
+/// One pass: the campaigns' days, then one issuing transaction; with `read_first`, its `BEGIN`
+/// and locking statement run while another connection reads the users' existing claims (the
+/// read needs no lock and the locks need nothing from it). Returns the claims it left
+/// unfinished.
 async fn attempt(
-    ctx: &mut RoundContext<'_>,
-    pending: &[CampaignClaims],
-    result: &mut RoundResult,
-) -> Result<Vec<(CampaignClaims, Unfinished)>, DbErr> {
-    let read_first = ctx.memory.reads_claims_first(ctx.counter_locks);
-    let unfinished = decide(ctx, pending, result, read_first).await?;
-    if !read_first {
-        replay_refused(ctx, pending, result).await?;
-    }
-    Ok(unfinished)
-}
-
-/// Answers refused users of `pending` who hold a claim (committed data) with it.
-async fn replay_refused(
-    ctx: &mut RoundContext<'_>,
-    pending: &[CampaignClaims],
-    result: &mut RoundResult,
-) -> Result<(), DbErr> {
-    let refused: Vec<(Uuid, &str)> = pending
-        .iter()
-        .flat_map(|claims| {
-            claims
-                .users
-                .iter()
-                .filter(|user| {
-                    matches!(
-                        result.answers.get(&(claims.campaign_id, (*user).clone())),
-                        Some(Err(_))
-                    )
-                })
-                .map(move |user| (claims.campaign_id, user.as_str()))
-        })
-        .collect();
-    if refused.is_empty() {
-        return Ok(());
-    }
-    let claimed = queries::claims_of_users(ctx.db, &refused).await?;
-    answer_replays(claimed, result, ctx.memory);
-    Ok(())
-}
-
-/// The campaigns' days, then one issuing transaction; with `read_first`, its `BEGIN` and
-/// locking statement run while another connection reads the users' existing claims (the read
-/// needs no lock and the locks need nothing from it). Returns the claims it left unfinished.
-async fn decide(
     ctx: &mut RoundContext<'_>,
     pending: &[CampaignClaims],
     result: &mut RoundResult,

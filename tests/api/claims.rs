@@ -5,6 +5,8 @@ use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
+use giftcodes::claim::queries::CounterLocks;
+
 use crate::helpers::{CLIENT_TOKEN, TestApp, assert_error};
 use crate::on_both_backends;
 
@@ -25,6 +27,7 @@ on_both_backends! {
     a_user_with_a_code_gets_it_again_when_the_campaign_is_sold_out => a_user_with_a_code_gets_it_again_when_the_campaign_is_sold_out;
     a_user_with_a_code_gets_it_again_when_the_campaign_is_closed => a_user_with_a_code_gets_it_again_when_the_campaign_is_closed;
     a_user_with_a_code_gets_it_again_when_the_day_is_full => a_user_with_a_code_gets_it_again_when_the_day_is_full;
+    a_refusal_beside_a_repeat_that_reruns_the_round_is_still_checked => a_refusal_beside_a_repeat_that_reruns_the_round_is_still_checked;
     a_daily_limit_of_zero_issues_nothing => a_daily_limit_of_zero_issues_nothing;
     concurrent_claims_of_two_campaigns_get_codes_of_their_own => concurrent_claims_of_two_campaigns_get_codes_of_their_own;
     a_counter_the_exact_count_corrects_is_written_even_when_nothing_is_issued => a_counter_the_exact_count_corrects_is_written_even_when_nothing_is_issued;
@@ -537,17 +540,17 @@ async fn a_code_freed_below_the_pick_cursor_is_still_issued(app: TestApp) {
 }
 
 /// The answers of one round carrying `claims` (campaigns with their users), per campaign and
-/// user in the order given, run directly as a lane runs it — on connections set up as the
-/// service's (READ COMMITTED; a row lock is waited for 1 s, as with a 1-s claim timeout),
-/// waiting for held rows, 5 s in all — with `memory` as the writer's: rounds of several users
-/// at once cannot be arranged over HTTP.
+/// user in the order given, run directly as a writer (`CounterLocks::Skip`) or a lane (`Wait`)
+/// runs it — on connections set up as the service's (READ COMMITTED; a row lock is waited for
+/// 1 s, as with a 1-s claim timeout), 5 s in all — with `memory` as the writer's: rounds of
+/// several users at once cannot be arranged over HTTP.
 async fn answers_of_a_round(
     app: &TestApp,
     claims: &[(uuid::Uuid, &[&str])],
+    counter_locks: CounterLocks,
     memory: &mut giftcodes::claim::round::WriterMemory,
 ) -> Vec<Vec<Result<giftcodes::claim::ClaimOutcome, giftcodes::claim::ClaimRefusal>>> {
     use clap::Parser;
-    use giftcodes::claim::queries::CounterLocks;
     use giftcodes::claim::round::{self, CampaignClaims, RoundContext};
     use giftcodes::domain::UserId;
 
@@ -576,7 +579,7 @@ async fn answers_of_a_round(
         db: &db,
         clock: app.clock.as_ref(),
         memory,
-        counter_locks: CounterLocks::Wait,
+        counter_locks,
         give_up_after: std::time::Duration::from_secs(5),
     };
     let mut result = round::claim_round(&mut ctx, &claims).await;
@@ -605,7 +608,7 @@ async fn answers_of_one_round(
     users: &[&str],
     memory: &mut giftcodes::claim::round::WriterMemory,
 ) -> Vec<Result<giftcodes::claim::ClaimOutcome, giftcodes::claim::ClaimRefusal>> {
-    answers_of_a_round(app, &[(campaign_id, users)], memory)
+    answers_of_a_round(app, &[(campaign_id, users)], CounterLocks::Wait, memory)
         .await
         .remove(0)
 }
@@ -688,6 +691,7 @@ async fn a_round_of_two_campaigns_issues_where_codes_are_left_and_refuses_where_
             (stocked.parse().unwrap(), &["a", "b"][..]),
             (emptied.parse().unwrap(), &["c"][..]),
         ],
+        CounterLocks::Wait,
         &mut WriterMemory::default(),
     )
     .await;
@@ -902,6 +906,44 @@ async fn a_user_with_a_code_gets_it_again_when_the_day_is_full(app: TestApp) {
     let (status, full, replayed) = claim_json(&app, &id, "keeper").await;
     assert_eq!((status, replayed), (200, true), "day full: {full}");
     assert_eq!(full, first);
+}
+
+/// One shared round, not reading the users' claims first: a user of an open campaign who holds
+/// a code breaks the unique key and the round runs again; a user of a closed campaign who holds
+/// one was refused in the first attempt and must still get the code.
+async fn a_refusal_beside_a_repeat_that_reruns_the_round_is_still_checked(app: TestApp) {
+    use giftcodes::claim::ClaimOutcome;
+    use giftcodes::claim::round::WriterMemory;
+
+    let open = app.create_campaign(json!({ "name": "Open" })).await;
+    let closed = app.create_campaign(json!({ "name": "Closed" })).await;
+    app.load_codes(&open, "O", 3).await;
+    app.load_codes(&closed, "C", 3).await;
+    let (_, open_claim, _) = claim_json(&app, &open, "again").await;
+    let (_, closed_claim, _) = claim_json(&app, &closed, "keeper").await;
+    let patched = app
+        .admin_patch(
+            &format!("/v1/admin/campaigns/{closed}"),
+            json!({ "active": false }),
+        )
+        .await;
+    assert_eq!(patched.status(), 200);
+    let answers = answers_of_a_round(
+        &app,
+        &[
+            (open.parse().unwrap(), &["again"][..]),
+            (closed.parse().unwrap(), &["keeper"][..]),
+        ],
+        CounterLocks::Skip,
+        &mut WriterMemory::default(),
+    )
+    .await;
+    let code = |answer: &Result<ClaimOutcome, _>| match answer {
+        Ok(ClaimOutcome::Replayed(claim)) => claim.code.clone(),
+        other => panic!("not a replay: {other:?}"),
+    };
+    assert_eq!(code(&answers[0][0]), open_claim["code"].as_str().unwrap());
+    assert_eq!(code(&answers[1][0]), closed_claim["code"].as_str().unwrap());
 }
 
 async fn a_daily_limit_of_zero_issues_nothing(app: TestApp) {
