@@ -10,7 +10,8 @@
 //! that round has left. A writer takes whatever is queued for it (up to `max_batch`).
 //! Under load — more than one claim queued, or a last round of several — it waits for more
 //! while they keep coming (the clients the last round answered are on their way back), up to
-//! `linger` in all; a lone claim after a lone round runs at once, so an idle service adds no
+//! `linger` in all, and on MySQL/MariaDB sends the round's `BEGIN` meanwhile (it takes no lock
+//! and no snapshot); a lone claim after a lone round runs at once, so an idle service adds no
 //! delay. It decides them as one round (`round::claim_round`): for a campaign the writer has
 //! not seen yet, a read of the campaign; then one issuing transaction for every campaign of the
 //! round. The users' existing claims are read (on another connection, beside the transaction's

@@ -173,13 +173,15 @@ impl Shared {
             memory,
             counter_locks: locks,
             give_up_after: self.settings.request_timeout,
+            begun: None,
         }
     }
 }
 
 /// Writer number `index`: takes what is queued (up to `max_batch`), runs it as one shared
 /// round, answers, and keeps the requests of deferred campaigns for its next round; requests
-/// whose campaign another writer's round carries wait for that round to end.
+/// whose campaign another writer's round carries wait for that round to end. A round that
+/// lingers for its claims begins its transaction meanwhile.
 pub(super) async fn run_writer(
     index: usize,
     mut receiver: mpsc::Receiver<Job>,
@@ -190,17 +192,22 @@ pub(super) async fn run_writer(
     let mut deferred = Vec::new();
     let mut expected = 0;
     loop {
-        if !take_round(
+        if !take_queued(
             &mut receiver,
             &mut jobs,
             &mut deferred,
-            shared.settings,
-            expected,
+            shared.settings.max_batch,
         )
         .await
         {
             return;
         }
+        // The `BEGIN` round trip overlaps the wait instead of adding to the round; it starts only
+        // once a round is sure to run within the linger, so no transaction stays open over an
+        // idle spell.
+        let begun = lingers(jobs.len(), expected, shared.settings)
+            .then(|| tokio::spawn(round::begin_early(shared.db.clone())));
+        linger(&mut receiver, &mut jobs, shared.settings, expected).await;
         // A caller that has gone (its claim timed out, or it disconnected) while the claim
         // waited gets nothing issued: no code goes to someone who was told 503.
         jobs.retain(|job| !job.reply.is_closed());
@@ -220,11 +227,11 @@ pub(super) async fn run_writer(
         let plan = RoundPlan::of(mine);
         let claims = plan.claims();
         let started = Instant::now();
-        let result = round::claim_round(
-            &mut shared.context(&mut memory, CounterLocks::Skip),
-            &claims,
-        )
-        .await;
+        let mut context = shared.context(&mut memory, CounterLocks::Skip);
+        if let Some(begun) = begun {
+            context.begun = begun.await.ok().flatten();
+        }
+        let result = round::claim_round(&mut context, &claims).await;
         shared
             .carriers
             .leave(index, claims.iter().map(|claims| claims.campaign_id));
@@ -276,15 +283,12 @@ fn refuse_queued_as_unavailable(receiver: &mut mpsc::Receiver<Job>) {
 /// Fills `jobs` with the next round: the requests already in it (held back from the last
 /// round), the deferred ones, then what is queued, up to `max_batch`. With none of the first
 /// two it waits for the first one; with deferred requests alone it waits at most
-/// [`DEFERRED_PAUSE`]. Under load (see the body; `expected` is how many requests the
-/// writer's last round carried plus those that queued while it ran) it then lingers for more.
-/// False when the queue is closed and nothing is deferred.
-async fn take_round(
+/// [`DEFERRED_PAUSE`]. False when the queue is closed and nothing is deferred.
+async fn take_queued(
     receiver: &mut mpsc::Receiver<Job>,
     jobs: &mut Vec<Job>,
     deferred: &mut Vec<Job>,
-    settings: CoalescingSettings,
-    expected: usize,
+    max_batch: usize,
 ) -> bool {
     if !jobs.is_empty() {
         jobs.append(deferred);
@@ -299,35 +303,51 @@ async fn take_round(
             jobs.push(job);
         }
     }
-    while jobs.len() < settings.max_batch {
+    while jobs.len() < max_batch {
         match receiver.try_recv() {
             Ok(job) => jobs.push(job),
             Err(_) => break,
         }
     }
-    // Under load — claims queued behind the first, or a last round of several — the clients
-    // the last round answered are about to come back and can share this round's transaction:
-    // it waits for them while they keep arriving (each at most LINGER_GAP after the one
-    // before), up to `linger` in all, and no longer once the expected number is in (with a few
-    // clients per writer — several writers or instances — waiting out a gap that no claim ends
-    // would leave the database idle for a millisecond or two each round). A lone claim after
-    // a lone round (an idle service) runs at once.
-    if (jobs.len() > 1 || expected > 1) && !settings.linger.is_zero() {
-        let deadline = tokio::time::Instant::now() + settings.linger;
-        let enough = if expected > 1 {
-            expected.min(settings.max_batch)
-        } else {
-            settings.max_batch
-        };
-        while jobs.len() < enough {
-            let next = (tokio::time::Instant::now() + LINGER_GAP).min(deadline);
-            match tokio::time::timeout_at(next, receiver.recv()).await {
-                Ok(Some(job)) => jobs.push(job),
-                _ => break,
-            }
+    true
+}
+
+/// Whether a round of `taken` requests lingers for more (see [`linger`]): under load — claims
+/// queued behind the first, or a last round of several (`expected` is how many requests the
+/// writer's last round carried plus those that queued while it ran) — the clients the last
+/// round answered are about to come back and can share this round's transaction. A lone claim
+/// after a lone round (an idle service) runs at once.
+fn lingers(taken: usize, expected: usize, settings: CoalescingSettings) -> bool {
+    (taken > 1 || expected > 1) && !settings.linger.is_zero() && taken < settings.max_batch
+}
+
+/// Waits, when the round [`lingers`], for more claims while they keep arriving (each at most
+/// [`LINGER_GAP`] after the one before), up to `linger` in all, and no longer once the
+/// expected number is in (with a few clients per writer — several writers or instances —
+/// waiting out a gap that no claim ends would leave the database idle for a millisecond or two
+/// each round).
+async fn linger(
+    receiver: &mut mpsc::Receiver<Job>,
+    jobs: &mut Vec<Job>,
+    settings: CoalescingSettings,
+    expected: usize,
+) {
+    if !lingers(jobs.len(), expected, settings) {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + settings.linger;
+    let enough = if expected > 1 {
+        expected.min(settings.max_batch)
+    } else {
+        settings.max_batch
+    };
+    while jobs.len() < enough {
+        let next = (tokio::time::Instant::now() + LINGER_GAP).min(deadline);
+        match tokio::time::timeout_at(next, receiver.recv()).await {
+            Ok(Some(job)) => jobs.push(job),
+            _ => break,
         }
     }
-    true
 }
 
 /// The open lanes: at most `settings.lanes` at once, each one campaign's own writer that waits
@@ -473,6 +493,21 @@ mod tests {
             reply: oneshot::channel().0,
             deferrals: 0,
         }
+    }
+
+    /// What a writer takes for its next round.
+    async fn take_round(
+        receiver: &mut mpsc::Receiver<Job>,
+        jobs: &mut Vec<Job>,
+        deferred: &mut Vec<Job>,
+        settings: CoalescingSettings,
+        expected: usize,
+    ) -> bool {
+        if !take_queued(receiver, jobs, deferred, settings.max_batch).await {
+            return false;
+        }
+        linger(receiver, jobs, settings, expected).await;
+        true
     }
 
     fn settings(max_batch: usize) -> CoalescingSettings {

@@ -581,6 +581,7 @@ async fn answers_of_a_round(
         memory,
         counter_locks,
         give_up_after: std::time::Duration::from_secs(5),
+        begun: None,
     };
     let mut result = round::claim_round(&mut ctx, &claims).await;
     claims

@@ -233,6 +233,7 @@ impl Job {
             memory,
             counter_locks: CounterLocks::Wait,
             give_up_after: Duration::from_secs(2),
+            begun: None,
         };
         let claims = [CampaignClaims {
             campaign_id: self.campaign,
