@@ -788,16 +788,18 @@ async fn issue(
     Ok(claims)
 }
 
-/// A claim transaction begun ahead of its round, while the writer waits for the round's claims:
-/// the `BEGIN` round trip then overlaps the clients' return instead of adding to the round.
-/// Only on MySQL/MariaDB, where `BEGIN` takes no lock and no snapshot (those come with the
-/// round's first statement); SQLite's `BEGIN IMMEDIATE` would hold the only write lock while
-/// the claims gather (`None`).
-pub async fn begin_early(db: DatabaseConnection) -> Option<Result<DatabaseTransaction, DbErr>> {
-    if db.get_database_backend() == DbBackend::Sqlite {
-        return None;
-    }
-    Some(begin(&db).await)
+/// Whether a writer may begin a round's transaction ahead of it, while the round's claims
+/// gather ([`begin_early`]): on MySQL/MariaDB, where `BEGIN` takes no lock and no snapshot
+/// (those come with the round's first statement); not on SQLite, whose `BEGIN IMMEDIATE` would
+/// hold the only write lock while the claims gather.
+pub fn begins_early(db: &DatabaseConnection) -> bool {
+    db.get_database_backend() != DbBackend::Sqlite
+}
+
+/// A claim transaction begun ahead of its round (see [`begins_early`]): the `BEGIN` round trip
+/// then overlaps the clients' return instead of adding to the round.
+pub async fn begin_early(db: DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    begin(&db).await
 }
 
 /// A claim transaction. On MySQL/MariaDB it runs at READ COMMITTED, which every pooled

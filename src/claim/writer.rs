@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as SyncMutex};
 use std::time::{Duration, Instant};
 
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 use uuid::Uuid;
 
 use super::plan::RoundPlan;
@@ -191,6 +191,11 @@ pub(super) async fn run_writer(
     let mut jobs = Vec::with_capacity(shared.settings.max_batch);
     let mut deferred = Vec::new();
     let mut expected = 0;
+    let begins_early = round::begins_early(&shared.db);
+    // The next round's transaction, begun while its claims gather. It is kept while the claims
+    // wait for another writer's round (the round then runs as soon as that one leaves), and
+    // dropped (rolled back) when nothing is left to run it.
+    let mut begun: Option<JoinHandle<Result<DatabaseTransaction, DbErr>>> = None;
     loop {
         if !take_queued(
             &mut receiver,
@@ -205,8 +210,9 @@ pub(super) async fn run_writer(
         // The `BEGIN` round trip overlaps the wait instead of adding to the round; it starts only
         // once a round is sure to run within the linger, so no transaction stays open over an
         // idle spell.
-        let begun = lingers(jobs.len(), expected, shared.settings)
-            .then(|| tokio::spawn(round::begin_early(shared.db.clone())));
+        if begun.is_none() && begins_early && lingers(jobs.len(), expected, shared.settings) {
+            begun = Some(tokio::spawn(round::begin_early(shared.db.clone())));
+        }
         linger(&mut receiver, &mut jobs, shared.settings, expected).await;
         // A caller that has gone (its claim timed out, or it disconnected) while the claim
         // waited gets nothing issued: no code goes to someone who was told 503.
@@ -219,7 +225,9 @@ pub(super) async fn run_writer(
         let (mine, held) = shared.carriers.enter(index, routed);
         jobs = held;
         if mine.is_empty() {
-            if !jobs.is_empty() {
+            if jobs.is_empty() {
+                begun = None;
+            } else {
                 left.await;
             }
             continue;
@@ -228,8 +236,8 @@ pub(super) async fn run_writer(
         let claims = plan.claims();
         let started = Instant::now();
         let mut context = shared.context(&mut memory, CounterLocks::Skip);
-        if let Some(begun) = begun {
-            context.begun = begun.await.ok().flatten();
+        if let Some(begun) = begun.take() {
+            context.begun = begun.await.ok();
         }
         let result = round::claim_round(&mut context, &claims).await;
         shared
