@@ -24,7 +24,7 @@ use json_string::JsonString;
 use crate::claim::ClaimEngine;
 use crate::config::Secret;
 use crate::domain::Clock;
-use crate::error::{ApiError, AppError, uniform_error_response};
+use crate::error::{ApiError, AppError};
 use crate::metrics::Metrics;
 
 /// What every handler shares.
@@ -332,7 +332,6 @@ pub fn app(
     let docs = service.swagger_ui();
     let spec_yaml = openapi_yaml();
     let routes = Arc::new(RouteTable::from_spec(&spec_yaml));
-    let allowed = routes.clone();
     let metrics = state.metrics.clone();
     let spec = poem::endpoint::make_sync(move |_| {
         spec_yaml
@@ -346,26 +345,6 @@ pub fn app(
         .at("/openapi.yaml", spec)
         .data(state)
         .around(move |next, req| limit_body(next, req, max_body_bytes, max_upload_bytes))
-        .catch_all_error(|err| async move { uniform_error_response(err) })
-        .around(move |next, req| {
-            let allowed = allowed.clone();
-            async move {
-                let allow = allowed
-                    .find(req.uri().path())
-                    .map(|route| route.allow.clone());
-                let mut response = next.call(req).await?;
-                if response.status() == poem::http::StatusCode::METHOD_NOT_ALLOWED
-                    && let Some(allow) = allow
-                {
-                    response.headers_mut().insert(
-                        poem::http::header::ALLOW,
-                        poem::http::HeaderValue::from_str(&allow)
-                            .expect("method names are header-safe"),
-                    );
-                }
-                Ok(response)
-            }
-        })
         .around(move |next, req| observe::observe(next, req, routes.clone(), metrics.clone()))
 }
 

@@ -1,10 +1,11 @@
 //! Every request observed: a request id (the caller's `X-Request-Id`, or a new one) on the
 //! answer and on every log line of the request, one access log line with route, status and
-//! latency, and the HTTP metrics.
+//! latency, and the HTTP metrics; every error answered in the uniform body, a 405 with the
+//! methods its path allows.
 use std::sync::Arc;
 use std::time::Instant;
 
-use poem::http::HeaderValue;
+use poem::http::{HeaderValue, StatusCode, header};
 use poem::{Endpoint, IntoResponse, Request, Response};
 use tracing::Instrument;
 use uuid::Uuid;
@@ -37,9 +38,8 @@ pub async fn observe<E: Endpoint>(
 ) -> poem::Result<Response> {
     let started = Instant::now();
     let id = request_id(&req);
-    let route = routes
-        .find(req.uri().path())
-        .map_or(UNDOCUMENTED, |route| route.template.as_str());
+    let documented = routes.find(req.uri().path());
+    let route = documented.map_or(UNDOCUMENTED, |route| route.template.as_str());
     let method = req.method().clone();
     let span = tracing::info_span!("request", request_id = %id, method = %method, route);
     let work = async {
@@ -49,6 +49,13 @@ pub async fn observe<E: Endpoint>(
             Ok(response) => response.into_response(),
             Err(err) => uniform_error_response(err),
         };
+        if response.status() == StatusCode::METHOD_NOT_ALLOWED
+            && let Some(documented) = documented
+        {
+            let allow =
+                HeaderValue::from_str(&documented.allow).expect("method names are header-safe");
+            response.headers_mut().insert(header::ALLOW, allow);
+        }
         let status = response.status().as_u16();
         let elapsed = started.elapsed();
         metrics.http_request(route, method.as_str(), status, elapsed);
