@@ -78,7 +78,9 @@
 #   GIFTCODES_DB_MAX_CONNECTIONS, ...) to every instance and are recorded in the JSON.
 #   Without GIFTCODES_CLAIM_WRITERS each instance runs the README's rule: the writers of all
 #   instances together as many as the database's cores, DB_CORES=$(nproc) (the database runs
-#   here), at least one each — 2 writers for one instance, 1 each for three.
+#   here), at least one each — 2 writers for one instance, 1 each for three. Without
+#   GIFTCODES_WORKER_THREADS each instance runs 1 worker thread, the README's advice for a
+#   service sharing a small machine with its database (here also with the load generator).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -89,6 +91,7 @@ FLOOR_SECONDS=${FLOOR_SECONDS:-$CELL_SECONDS}
 FLOOR_WARMUP_SECONDS=${FLOOR_WARMUP_SECONDS:-$WARMUP_SECONDS}
 CONNECTIONS=${CONNECTIONS:-64}
 DB_CORES=${DB_CORES:-$(nproc)}
+WORKER_THREADS=${GIFTCODES_WORKER_THREADS:-1}
 HISTORY=${HISTORY:-10000000}
 HISTORY_DAYS=${HISTORY_DAYS:-100}
 LOW_RATE=${LOW_RATE:-200}
@@ -346,7 +349,7 @@ run_cell() { # name
   local cell=$1 instances campaigns dist history rate db url total i port bases=() k n t0 writers
   read -r instances campaigns dist history rate <<<"${CELL_SPEC[$cell]}"
   writers=${GIFTCODES_CLAIM_WRITERS:-$(( DB_CORES / instances > 1 ? DB_CORES / instances : 1 ))}
-  log "cell $cell: $instances instance(s) of $writers claim writer(s), $campaigns campaign(s) $dist, history $history, $(
+  log "cell $cell: $instances instance(s) of $writers claim writer(s) and $WORKER_THREADS worker thread(s), $campaigns campaign(s) $dist, history $history, $(
     [ "$rate" = 0 ] && echo saturation || echo "$rate/s open loop"), ${WARMUP_SECONDS}+$CELL_SECONDS s"
   db="giftcodes_spread_${RUN_ID}_${cell//-/_}"
   url="mysql://$DB_USER:$DB_PASS@$DB_HOST:$DB_PORT/$db"
@@ -355,7 +358,7 @@ run_cell() { # name
   SERVICE_PIDS=()
   for i in $(seq "$instances"); do
     port=$(free_port)
-    GIFTCODES_CLAIM_WRITERS=$writers start_giftcodes "$port" "$url" "$WORK/service.log"
+    GIFTCODES_CLAIM_WRITERS=$writers GIFTCODES_WORKER_THREADS=$WORKER_THREADS start_giftcodes "$port" "$url" "$WORK/service.log"
     bases+=("http://127.0.0.1:$port")
   done
   BASE=${bases[0]}
@@ -467,7 +470,7 @@ jq -n \
   --argjson service_env "$(service_env_json)" --arg cells_setting "$CELLS" \
   --argjson cell_seconds "$CELL_SECONDS" --argjson warmup_seconds "$WARMUP_SECONDS" \
   --argjson floor_seconds "$FLOOR_SECONDS" --argjson floor_warmup_seconds "$FLOOR_WARMUP_SECONDS" \
-  --argjson connections "$CONNECTIONS" --argjson db_cores "$DB_CORES" --argjson history "$HISTORY" --argjson history_days "$HISTORY_DAYS" \
+  --argjson connections "$CONNECTIONS" --argjson db_cores "$DB_CORES" --argjson worker_threads "$WORKER_THREADS" --argjson history "$HISTORY" --argjson history_days "$HISTORY_DAYS" \
   --argjson low_rate "$LOW_RATE" --argjson zipf_s "$ZIPF_S" --argjson daily_limit "$DAILY_LIMIT" \
   --argjson saturation_ceiling "$SATURATION_CEILING" --arg expected "$EXPECTED_REFUSALS" \
   --argjson loadgen_threads "$LOADGEN_THREADS" \
@@ -511,7 +514,7 @@ jq -n \
              note: "shared 2-core machine; other work may run meanwhile; mariadbd CPU and fsyncs are server-wide"},
       settings: {cells: $cells_setting, cell_seconds: $cell_seconds, warmup_seconds: $warmup_seconds,
                  floor_seconds: $floor_seconds, floor_warmup_seconds: $floor_warmup_seconds,
-                 connections: $connections, db_cores: $db_cores, history: $history, history_days: $history_days,
+                 connections: $connections, db_cores: $db_cores, worker_threads: $worker_threads, history: $history, history_days: $history_days,
                  low_rate: $low_rate, zipf_s: $zipf_s, daily_limit: $daily_limit,
                  saturation_ceiling: $saturation_ceiling, expected_refusals: $exp,
                  loadgen_threads: $loadgen_threads, service_env: $service_env},

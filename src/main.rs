@@ -8,8 +8,7 @@ use giftcodes::config::{Cli, Command};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         // `--help` and `--version` print and exit successfully.
@@ -21,6 +20,22 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(threads) = cli.settings.worker_threads {
+        runtime.worker_threads(usize::from(threads));
+    }
+    match runtime.build() {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(err) => {
+            eprintln!("giftcodes: could not start the runtime: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the command the command line asked for.
+async fn run(cli: Cli) -> std::process::ExitCode {
     let command = cli.command.unwrap_or(Command::Serve);
     let result: Result<(), Box<dyn std::error::Error>> = match command {
         Command::Openapi => {

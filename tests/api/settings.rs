@@ -321,6 +321,7 @@ fn bad_settings_stop_the_start_with_one_line() {
         ("GIFTCODES_DB_MAX_CONNECTIONS", "1", "db-max-connections"),
         ("GIFTCODES_DB_TIMEOUT_MS", "0", "db-timeout-ms"),
         ("GIFTCODES_CLAIM_WRITERS", "0", "claim-writers"),
+        ("GIFTCODES_WORKER_THREADS", "0", "worker-threads"),
         ("GIFTCODES_CLAIM_MAX_BATCH", "1001", "claim-max-batch"),
         ("GIFTCODES_CLAIM_TIMEOUT_MS", "soon", "claim-timeout-ms"),
         ("GIFTCODES_LOG_FORMAT", "xml", "log-format"),
