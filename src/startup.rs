@@ -205,6 +205,8 @@ impl Application {
         tracing::info!(
             listen = %settings.listen, port, database = %settings.database_url,
             admin_token_id = %state.tokens.admin.id(), metrics = settings.metrics,
+            worker_threads = tokio::runtime::Handle::current().metrics().num_workers(),
+            claim_writers = settings.claim_writers,
             "giftcodes is serving"
         );
         Ok(Self {

@@ -331,6 +331,41 @@ fn bad_settings_stop_the_start_with_one_line() {
     }
 }
 
+/// `GIFTCODES_WORKER_THREADS` sets how many threads run the service: its start-up line says
+/// how many the runtime has.
+#[test]
+fn worker_threads_set_the_runtime_s_threads() {
+    let stderr = tempfile::NamedTempFile::new().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_giftcodes"))
+        .arg("serve")
+        .env("GIFTCODES_LISTEN", "127.0.0.1:0")
+        .env("DATABASE_URL", "sqlite::memory:")
+        .env("GIFTCODES_WORKER_THREADS", "3")
+        .env("GIFTCODES_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr.reopen().unwrap())
+        .spawn()
+        .expect("run giftcodes");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let serving = loop {
+        let log = std::fs::read_to_string(stderr.path()).unwrap();
+        if let Some(line) = log.lines().find(|l| l.contains("giftcodes is serving")) {
+            break line.to_owned();
+        }
+        if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            panic!("giftcodes did not start: {log}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let line: Value = serde_json::from_str(&serving).unwrap();
+    assert_eq!(line["fields"]["worker_threads"], 3, "{serving}");
+}
+
 #[test]
 fn a_malformed_token_is_not_echoed() {
     let (status, stderr) = run_briefly(&[(
