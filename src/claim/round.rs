@@ -16,7 +16,7 @@ use super::queries::{
 };
 use super::{ClaimOutcome, ClaimRefusal, IssuedClaim};
 use crate::domain::{Clock, UserId, local_day, seconds_until_next_local_midnight};
-use crate::store::failure::{DbFailure, classify};
+use crate::store::failure::{DbFailure, classify, connection_broke};
 
 /// How often a round is retried after a deadlock, lock-wait timeout, busy SQLite file or a
 /// concurrent claim of the same user on another instance.
@@ -821,13 +821,19 @@ async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
 
 /// Errors after which the same round may simply run again: deadlock or lock-wait timeout, a
 /// duplicate key (the same user claimed on another instance meanwhile; the retry finds that
-/// claim and replays it), and SQLite's busy file. A read-only, killed or unreachable database
-/// is not retried here: the round is answered `unavailable` at once.
+/// claim and replays it), SQLite's busy file, and the round's connection breaking under it
+/// (every pooled connection killed by a failover or an operator: the retry runs on another
+/// one). A broken connection's `COMMIT` may have taken effect: the retry's issuing `UPDATE`
+/// then breaks the one-code-per-user key, and the attempt after it reads the users' claims
+/// and replays them, so no user gets a second code and the counter was read under its lock.
+/// A read-only or unreachable database, or a killed statement, is not retried here: the round
+/// is answered `unavailable` at once.
 fn is_retryable(err: &DbErr) -> bool {
-    matches!(
-        classify(err),
-        DbFailure::LockContention | DbFailure::DuplicateKey | DbFailure::Busy
-    )
+    connection_broke(err)
+        || matches!(
+            classify(err),
+            DbFailure::LockContention | DbFailure::DuplicateKey | DbFailure::Busy
+        )
 }
 
 #[cfg(test)]

@@ -10,8 +10,9 @@ use sea_orm::{DbErr, RuntimeErr};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DbFailure {
     /// No connection could be had, or it broke (network, server gone, pool timed out, login
-    /// refused). If it broke during `COMMIT`, whether the transaction committed is unknown:
-    /// the claim is answered 503 and the user's retry returns whatever committed.
+    /// refused). A claim round whose connection broke runs again on another (see
+    /// [`connection_broke`]); a claim answered 503 after a `COMMIT` of unknown outcome gets
+    /// whatever committed when the user retries.
     Unreachable,
     /// The server refuses writes (MySQL 1290, 1792, 1836): after a failover the old writer is
     /// read-only. Connections that saw it are not reused.
@@ -44,6 +45,33 @@ pub fn classify(err: &DbErr) -> DbFailure {
         note_read_only();
     }
     failure
+}
+
+/// Whether `err` is a statement's own connection breaking under it — the server closed it (a
+/// failover, `KILL CONNECTION`, a restart) or the network reset it — rather than no connection
+/// to be had. The pool does not hand that connection out again (it is tested as it is given
+/// back), so the work may run again at once on another one; whatever the broken connection left
+/// uncommitted went with it, and a `COMMIT` it carried may or may not have taken effect.
+pub fn connection_broke(err: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    let (DbErr::Exec(RuntimeErr::SqlxError(sqlx)) | DbErr::Query(RuntimeErr::SqlxError(sqlx))) =
+        err
+    else {
+        return false;
+    };
+    match sqlx.as_ref() {
+        Sqlx::Io(_) => true,
+        Sqlx::Database(db_err) => db_err
+            .try_downcast_ref::<sea_orm::sqlx::mysql::MySqlDatabaseError>()
+            .is_some_and(|mysql| ends_the_connection(mysql.number())),
+        _ => false,
+    }
+}
+
+/// MySQL's/MariaDB's numbers for a connection that is gone: killed (1927), the server gone
+/// away (2006), the connection lost mid-query (2013).
+fn ends_the_connection(number: u16) -> bool {
+    matches!(number, 1927 | 2006 | 2013)
 }
 
 fn classify_quietly(err: &DbErr) -> DbFailure {
@@ -141,6 +169,33 @@ mod tests {
         }
         assert!(!DbFailure::DuplicateKey.is_transient());
         assert!(!DbFailure::Statement.is_transient());
+    }
+
+    #[test]
+    fn only_a_statement_s_broken_connection_counts_as_broken() {
+        use sea_orm::{ConnAcquireErr, sqlx::Error as Sqlx};
+        let io = || {
+            std::sync::Arc::new(Sqlx::Io(std::io::Error::from(
+                std::io::ErrorKind::UnexpectedEof,
+            )))
+        };
+        assert!(connection_broke(&DbErr::Query(RuntimeErr::SqlxError(io()))));
+        assert!(connection_broke(&DbErr::Exec(RuntimeErr::SqlxError(io()))));
+        // No connection could be had: running again would only wait for it again.
+        assert!(!connection_broke(&DbErr::Conn(RuntimeErr::SqlxError(io()))));
+        assert!(!connection_broke(&DbErr::ConnectionAcquire(
+            ConnAcquireErr::Timeout
+        )));
+        let timed_out = std::sync::Arc::new(Sqlx::PoolTimedOut);
+        assert!(!connection_broke(&DbErr::Query(RuntimeErr::SqlxError(
+            timed_out
+        ))));
+        assert!(ends_the_connection(1927));
+        assert!(ends_the_connection(2006));
+        assert!(ends_the_connection(2013));
+        // A killed statement (`KILL QUERY`) leaves its connection open: not retried.
+        assert!(!ends_the_connection(1317));
+        assert!(!ends_the_connection(1205));
     }
 
     #[test]

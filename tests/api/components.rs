@@ -78,6 +78,12 @@ impl MariaDbLogin {
             self.run(format!("DROP USER IF EXISTS '{}'@'{host}'", self.user))
                 .await;
         }
+        self.kill_connections().await;
+    }
+
+    /// Kills every connection the login has open (`KILL CONNECTION`), as a failover or an
+    /// operator does; the login itself stays, so new connections are served.
+    pub async fn kill_connections(&self) {
         let rows = self
             .server
             .query_all_raw(Statement::from_sql_and_values(
@@ -126,12 +132,54 @@ impl Drop for MariaDbLogin {
 
 /// A TCP forwarder to MariaDB on a port of its own. While black-holing it has cut every
 /// connection it carried and accepts new ones without ever answering, as a network partition
-/// or a frozen server looks to a client.
+/// or a frozen server looks to a client. Armed with [`TcpForwarder::cut_at_next_commit`], it
+/// passes the next `COMMIT` on to the server and cuts that connection before the answer comes
+/// back: the transaction commits and the client cannot know.
 pub struct TcpForwarder {
     pub address: SocketAddr,
     black_hole: Arc<AtomicBool>,
+    cut_at_commit: Arc<AtomicBool>,
     carried: Arc<Mutex<Vec<AbortHandle>>>,
     accept_loop: AbortHandle,
+}
+
+/// A `COMMIT` sent as a text query (`COM_QUERY`), as sqlx ends a transaction.
+const COMMIT_QUERY: &[u8] = b"\x03COMMIT";
+
+/// Carries one connection both ways; if `cut_at_commit` is armed when the client sends a
+/// `COMMIT`, disarms it, mutes the server's answers, passes the `COMMIT` on, gives the server
+/// time to commit, and drops both sockets.
+async fn carry(client: TcpStream, server: TcpStream, cut_at_commit: Arc<AtomicBool>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    let muted = Arc::new(AtomicBool::new(false));
+    let answers_muted = muted.clone();
+    let answers = tokio::spawn(async move {
+        let mut buf = vec![0; 64 * 1024];
+        while let Ok(n @ 1..) = server_read.read(&mut buf).await {
+            if answers_muted.load(Ordering::SeqCst)
+                || client_write.write_all(&buf[..n]).await.is_err()
+            {
+                return;
+            }
+        }
+    });
+    let mut buf = vec![0; 64 * 1024];
+    while let Ok(n @ 1..) = client_read.read(&mut buf).await {
+        let chunk = &buf[..n];
+        let is_commit = chunk.windows(COMMIT_QUERY.len()).any(|w| w == COMMIT_QUERY);
+        if is_commit && cut_at_commit.swap(false, Ordering::SeqCst) {
+            muted.store(true, Ordering::SeqCst);
+            let _ = server_write.write_all(chunk).await;
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            break;
+        }
+        if server_write.write_all(chunk).await.is_err() {
+            break;
+        }
+    }
+    answers.abort();
 }
 
 impl TcpForwarder {
@@ -140,18 +188,19 @@ impl TcpForwarder {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let black_hole = Arc::new(AtomicBool::new(false));
+        let cut_at_commit = Arc::new(AtomicBool::new(false));
         let carried: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
-        let (hole, tasks) = (black_hole.clone(), carried.clone());
+        let (hole, cut, tasks) = (black_hole.clone(), cut_at_commit.clone(), carried.clone());
         let accept_loop = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                let hole = hole.clone();
+            while let Ok((client, _)) = listener.accept().await {
+                let (hole, cut) = (hole.clone(), cut.clone());
                 let task = tokio::spawn(async move {
                     if hole.load(Ordering::SeqCst) {
                         // Hold the socket open and say nothing until the test ends.
                         std::future::pending::<()>().await;
                     }
-                    if let Ok(mut server) = TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    if let Ok(server) = TcpStream::connect(target).await {
+                        carry(client, server, cut).await;
                     }
                 });
                 tasks.lock().unwrap().push(task.abort_handle());
@@ -161,9 +210,21 @@ impl TcpForwarder {
         Self {
             address,
             black_hole,
+            cut_at_commit,
             carried,
             accept_loop,
         }
+    }
+
+    /// Arms the cut: the next `COMMIT` any carried connection sends reaches the server, and
+    /// its connection is cut before the answer comes back.
+    pub fn cut_at_next_commit(&self) {
+        self.cut_at_commit.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether an armed cut has happened.
+    pub fn commit_was_cut(&self) -> bool {
+        !self.cut_at_commit.load(Ordering::SeqCst)
     }
 
     /// Cuts every carried connection; new ones hang unanswered.

@@ -140,6 +140,75 @@ async fn a_killed_claim_statement_answers_unavailable() {
     assert_eq!(app.claim(&campaign, "next").await.status(), 201);
 }
 
+/// Every connection the service holds is killed (a failover, an operator's `KILL CONNECTION`)
+/// just after use, before the pool would test it again: the claims that meet a broken
+/// connection run again on a new one and are served, each once, instead of answered 503.
+#[tokio::test]
+async fn claims_that_meet_a_killed_connection_are_served_on_a_new_one() {
+    let (test_url, database) = create_database(Backend::MariaDb).await;
+    let login = MariaDbLogin::create(database.mariadb_name()).await;
+    let app = spawn_app_over(&login.url(), &test_url, database, &[]).await;
+    let campaign = stocked_campaign(&app).await;
+    for round in 0..3 {
+        login.kill_connections().await;
+        let claims: Vec<_> = (0..3)
+            .map(|i| app.claim_in_background(&campaign, &format!("after-{round}-{i}")))
+            .collect();
+        for claim in claims {
+            let response = claim.await.unwrap();
+            let status = response.status();
+            assert_eq!(status, 201, "{}", response.text().await.unwrap());
+        }
+    }
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM codes WHERE status = 1")
+            .await,
+        10,
+        "every claim served issued one code"
+    );
+}
+
+/// The connection of a claim's transaction is cut after its `COMMIT` reached the database and
+/// before the answer came back (a failover at the worst moment): the round runs again on a new
+/// connection, where the one-code-per-user key turns it into a replay, so the user gets the
+/// code that was committed — once, and counted once.
+#[tokio::test]
+async fn a_claim_whose_commit_answer_is_lost_returns_the_committed_code() {
+    let (app, forwarder, _login) = behind_a_forwarder("2000").await;
+    let campaign = stocked_campaign(&app).await;
+
+    forwarder.cut_at_next_commit();
+    let response = app.claim(&campaign, "cut").await;
+    assert!(
+        forwarder.commit_was_cut(),
+        "the claim's COMMIT went through the forwarder"
+    );
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(status == 200 || status == 201, "{status}: {body}");
+    let code = body["code"].as_str().expect("a code").to_owned();
+    assert_eq!(
+        app.scalar(&format!(
+            "SELECT COUNT(*) FROM codes WHERE issued_to = 'cut' AND code = '{code}'"
+        ))
+        .await,
+        1,
+        "the answered code is the one issued to the user"
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM codes WHERE status = 1")
+            .await,
+        2,
+        "one code for the claim before and one for this one"
+    );
+    assert_eq!(
+        app.scalar("SELECT CAST(SUM(issued) AS SIGNED) FROM campaign_day_counters")
+            .await,
+        2,
+        "the day's counter counts each issued code once"
+    );
+}
+
 /// Claims that queue while a batch waits for an unanswering database are refused as soon as
 /// that batch gives up, so none waits for the connection timeout twice.
 #[tokio::test]
