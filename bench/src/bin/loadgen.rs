@@ -342,7 +342,7 @@ async fn connection(plan: Arc<Plan>, conn: usize) -> Stats {
         ..Stats::default()
     };
     let target = &plan.targets[conn % plan.targets.len()];
-    let mut rng = SplitMix64(plan.seed ^ (conn as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut rng = SplitMix64::for_connection(plan.seed, conn);
     let mut sender: Option<SendRequest<Full<Bytes>>> = None;
     let mut next_due = match plan.interval {
         Some(interval) => plan.start + interval.mul_f64(conn as f64 / plan.connections as f64),
@@ -556,6 +556,16 @@ fn pick_campaign(plan: &Plan, rng: &mut SplitMix64) -> usize {
 struct SplitMix64(u64);
 
 impl SplitMix64 {
+    /// Connection `conn`'s generator for the run's `seed`. Its starting state is itself a
+    /// draw, so the connections' streams are unrelated: a generator stepping by a fixed
+    /// increment, started at `seed ^ conn × increment`, would make connection `c + 2` draw
+    /// exactly what connection `c` drew two requests earlier, and a round of the service
+    /// would meet the same campaign over and over (uniform over 200 campaigns, rounds of 28
+    /// claims carried 15 campaigns instead of ~26).
+    fn for_connection(seed: u64, conn: usize) -> Self {
+        Self(SplitMix64(seed ^ (conn as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).next_u64())
+    }
+
     fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -618,6 +628,25 @@ mod tests {
         assert!((p1 / p2 - 2f64.powf(1.1)).abs() < 1e-9);
         // H(1000, 1.1) is about 5.57, so rank 1 draws about 18% of the requests.
         assert!((0.17..0.19).contains(&p1), "{p1}");
+    }
+
+    #[test]
+    fn connections_draw_unrelated_streams() {
+        let streams: Vec<Vec<u64>> = (0..64)
+            .map(|conn| {
+                let mut rng = SplitMix64::for_connection(1, conn);
+                (0..1_000).map(|_| rng.next_u64()).collect()
+            })
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        for stream in &streams {
+            for draw in stream {
+                assert!(
+                    seen.insert(*draw),
+                    "two connections drew the same 64-bit value"
+                );
+            }
+        }
     }
 
     #[test]
