@@ -1,0 +1,136 @@
+-- The service's claim transaction, and the floor's, on the service's own schema (a database
+-- `giftcodes migrate` made), so bench/shapes.sh can price their parts in mariadbd CPU a claim.
+-- BATCH claims a transaction, each for a new user of a campaign drawn uniformly from 1..C
+-- (campaign k's id is UNHEX(MD5(k)), as shapes.sh loads them; day DAY). Text protocol for
+-- every shape (the service prepares its statements; that is the same for all shapes here).
+--
+-- SHAPE (what one transaction runs after BEGIN, before COMMIT):
+--   service                  the service's round (src/claim/queries.rs): the counter rows and
+--                            their campaigns locked (FOR UPDATE SKIP LOCKED) and each campaign's
+--                            codes picked, in one UNION ALL padded to powers of two; then one
+--                            UPDATE of the codes joined to their counter rows, CASE lists for the
+--                            users, claim ids and new totals
+--   service-no-counter-lock  the same without the counter-and-campaign lock in the UNION
+--   floor                    ../shared/design/floor/multi.lua's statements (UNION=1): the picks,
+--                            a plain UPDATE of the codes, the counters by INSERT … ON DUPLICATE
+--                            KEY UPDATE (the pick says `issue_day IS NULL`, as the service's
+--                            does, so the service's index yields id order)
+--   floor-counter-lock       the floor with the service's counter-and-campaign lock first
+local BATCH = tonumber(os.getenv("BATCH") or "26")
+local C = tonumber(os.getenv("C") or "200")
+local SHAPE = os.getenv("SHAPE") or "service"
+local DAY = "'" .. (os.getenv("DAY") or "2026-12-06") .. "'"
+
+local shapes = { service = true, ["service-no-counter-lock"] = true, floor = true, ["floor-counter-lock"] = true }
+if not shapes[SHAPE] then error("unknown SHAPE " .. SHAPE) end
+
+function thread_init()
+  drv = sysbench.sql.driver()
+  con = drv:connect()
+  seq = 0
+  math.randomseed(os.time() + sysbench.tid * 7919 + math.floor(os.clock() * 1e6))
+  -- Users are new in every run: a run-unique prefix.
+  run = string.format("%x%x", os.time(), math.random(1, 1000000000))
+  ids_of = {}
+  local rs = con:query("SELECT seq, HEX(UNHEX(MD5(seq))) FROM seq_1_to_" .. C)
+  for _ = 1, rs.nrows do
+    local row = rs:fetch_row()
+    ids_of[tonumber(row[1])] = "X'" .. row[2] .. "'"
+  end
+end
+
+local function pow2(n)
+  local p = 1
+  while p < n do p = p * 2 end
+  return p
+end
+
+local function hex32()
+  local t = {}
+  for i = 1, 32 do t[i] = string.format("%x", math.random(0, 15)) end
+  return table.concat(t)
+end
+
+-- The counter rows of `camps` and their campaigns, locked: the service's first UNION member.
+local function counter_lock(camps, slots)
+  local keys = {}
+  for i = 1, slots do
+    keys[i] = "(" .. ids_of[camps[math.min(i, #camps)]] .. "," .. DAY .. ")"
+  end
+  return "(SELECT NULL AS part, d.campaign_id, d.day, d.issued, c.active, c.starts_at, c.ends_at, "
+    .. "c.daily_limit, UTC_TIMESTAMP() AS now, NULL AS id, NULL AS code FROM campaign_day_counters d "
+    .. "STRAIGHT_JOIN campaigns c ON c.id = d.campaign_id WHERE (d.campaign_id, d.day) IN ("
+    .. table.concat(keys, ",") .. ") ORDER BY d.campaign_id, d.day FOR UPDATE SKIP LOCKED)"
+end
+
+local function service(camps, want)
+  local slots = pow2(#camps)
+  local parts = {}
+  if SHAPE == "service" then parts[1] = counter_lock(camps, slots) end
+  for i = 1, slots do
+    local c = camps[math.min(i, #camps)]
+    local n = (i <= #camps) and want[c] or 0
+    parts[#parts + 1] = "(SELECT " .. i .. ", NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, id, code "
+      .. "FROM codes FORCE INDEX (idx_codes_pick) WHERE campaign_id = " .. ids_of[c]
+      .. " AND status = 0 AND issue_day IS NULL AND id > 0 AND id <= 9000000000000000000 "
+      .. "ORDER BY id LIMIT " .. n .. " FOR UPDATE SKIP LOCKED)"
+  end
+  local rs = con:query(table.concat(parts, " UNION ALL "))
+  local picked = {}
+  for _ = 1, rs.nrows do
+    local row = rs:fetch_row()
+    if row[1] ~= nil then picked[#picked + 1] = { row[10], camps[math.min(tonumber(row[1]), #camps)] } end
+  end
+  if #picked == 0 then return end
+  seq = seq + 1
+  local users, claims, listed, got, totals = {}, {}, {}, {}, {}
+  for i = 1, pow2(#picked) do
+    local p = picked[math.min(i, #picked)]
+    users[i] = " WHEN " .. p[1] .. " THEN 'u" .. run .. "-" .. sysbench.tid .. "-" .. seq .. "-" .. i .. "'"
+    claims[i] = " WHEN " .. p[1] .. " THEN X'" .. hex32() .. "'"
+    listed[i] = p[1]
+    if i <= #picked then got[p[2]] = (got[p[2]] or 0) + 1 end
+  end
+  for _, c in ipairs(camps) do
+    if got[c] then totals[#totals + 1] = " WHEN " .. ids_of[c] .. " THEN issued + " .. got[c] end
+  end
+  con:query("UPDATE codes c STRAIGHT_JOIN campaign_day_counters d FORCE INDEX (PRIMARY) "
+    .. "ON d.campaign_id = c.campaign_id AND d.day = " .. DAY .. " SET c.status = 1, "
+    .. "c.issued_at = UTC_TIMESTAMP(), c.issue_day = " .. DAY .. ", c.issued_to = CASE c.id"
+    .. table.concat(users) .. " END, c.claim_id = CASE c.id" .. table.concat(claims)
+    .. " END, d.issued = CASE d.campaign_id" .. table.concat(totals) .. " END WHERE c.id IN ("
+    .. table.concat(listed, ",") .. ")")
+end
+
+local function floor(camps, want)
+  if SHAPE == "floor-counter-lock" then con:query(counter_lock(camps, pow2(#camps))) end
+  local parts, ids, got = {}, {}, {}
+  for _, c in ipairs(camps) do
+    parts[#parts + 1] = "(SELECT id, campaign_id FROM codes FORCE INDEX (idx_codes_pick) WHERE campaign_id="
+      .. ids_of[c] .. " AND status=0 AND issue_day IS NULL ORDER BY id LIMIT " .. want[c]
+      .. " FOR UPDATE SKIP LOCKED)"
+  end
+  local rs = con:query(table.concat(parts, " UNION ALL "))
+  for _ = 1, rs.nrows do ids[#ids + 1] = rs:fetch_row()[1] end
+  if #ids == 0 then return end
+  seq = seq + 1
+  con:query("UPDATE codes SET status=1, issue_day=" .. DAY .. ", issued_to=CONCAT('u" .. run .. "-"
+    .. sysbench.tid .. "-" .. seq .. "-', id) WHERE id IN (" .. table.concat(ids, ",") .. ")")
+  local vals = {}
+  for _, c in ipairs(camps) do vals[#vals + 1] = "(" .. ids_of[c] .. "," .. DAY .. "," .. want[c] .. ")" end
+  con:query("INSERT INTO campaign_day_counters (campaign_id, day, issued) VALUES "
+    .. table.concat(vals, ",") .. " ON DUPLICATE KEY UPDATE issued = issued + VALUES(issued)")
+end
+
+function event()
+  local want, camps = {}, {}
+  for _ = 1, BATCH do
+    local c = math.random(1, C)
+    want[c] = (want[c] or 0) + 1
+  end
+  for c, _ in pairs(want) do camps[#camps + 1] = c end
+  table.sort(camps, function(a, b) return ids_of[a] < ids_of[b] end)
+  con:query("BEGIN")
+  if SHAPE == "floor" or SHAPE == "floor-counter-lock" then floor(camps, want) else service(camps, want) end
+  con:query("COMMIT")
+end
