@@ -19,7 +19,7 @@
 #
 # How to run (from anywhere; needs the local MariaDB answering as root on its socket):
 #   bash bench/shapes.sh                      # ~4 min
-# Knobs: SHAPES="service service-no-counter-lock floor floor-counter-lock" ROUNDS=5 SECONDS_PER_TURN=3
+# Knobs: SHAPES="service service-no-counter-lock floor floor-counter-lock" (any of the lua's) ROUNDS=5 SECONDS_PER_TURN=3
 #        BATCH=26 (a round's claims at 1 x 200 with two writers) CAMPAIGNS=200 STOCK=6000
 #        MYSQL_SOCKET=/run/mysqld/mysqld.sock BENCH_SKIP_BUILD=1
 # The database is dropped on exit. Compare shapes within one run only.

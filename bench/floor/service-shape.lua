@@ -11,6 +11,11 @@
 --                            UPDATE of the codes joined to their counter rows, CASE lists for the
 --                            users, claim ids and new totals
 --   service-no-counter-lock  the same without the counter-and-campaign lock in the UNION
+--   service-separate-lock    the lock as a statement of its own, then the picks alone (three
+--                            columns a row instead of eleven), then the same UPDATE
+--   service-plain-update     the service's lock and picks, then a plain UPDATE of the codes
+--                            (the same CASE lists) and the counters by INSERT … ON DUPLICATE
+--                            KEY UPDATE instead of the UPDATE joined to the counter rows
 --   floor                    ../shared/design/floor/multi.lua's statements (UNION=1): the picks,
 --                            a plain UPDATE of the codes, the counters by INSERT … ON DUPLICATE
 --                            KEY UPDATE (the pick says `issue_day IS NULL`, as the service's
@@ -21,7 +26,10 @@ local C = tonumber(os.getenv("C") or "200")
 local SHAPE = os.getenv("SHAPE") or "service"
 local DAY = "'" .. (os.getenv("DAY") or "2026-12-06") .. "'"
 
-local shapes = { service = true, ["service-no-counter-lock"] = true, floor = true, ["floor-counter-lock"] = true }
+local shapes = {
+  service = true, ["service-no-counter-lock"] = true, ["service-separate-lock"] = true,
+  ["service-plain-update"] = true, floor = true, ["floor-counter-lock"] = true,
+}
 if not shapes[SHAPE] then error("unknown SHAPE " .. SHAPE) end
 
 function thread_init()
@@ -66,20 +74,24 @@ end
 local function service(camps, want)
   local slots = pow2(#camps)
   local parts = {}
-  if SHAPE == "service" then parts[1] = counter_lock(camps, slots) end
+  local narrow = SHAPE == "service-separate-lock"
+  if SHAPE == "service" or SHAPE == "service-plain-update" then parts[1] = counter_lock(camps, slots) end
+  if narrow then con:query(counter_lock(camps, slots)) end
+  local nulls = narrow and "" or "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
   for i = 1, slots do
     local c = camps[math.min(i, #camps)]
     local n = (i <= #camps) and want[c] or 0
-    parts[#parts + 1] = "(SELECT " .. i .. ", NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, id, code "
+    parts[#parts + 1] = "(SELECT " .. i .. ", " .. nulls .. "id, code "
       .. "FROM codes FORCE INDEX (idx_codes_pick) WHERE campaign_id = " .. ids_of[c]
       .. " AND status = 0 AND issue_day IS NULL AND id > 0 AND id <= 9000000000000000000 "
       .. "ORDER BY id LIMIT " .. n .. " FOR UPDATE SKIP LOCKED)"
   end
   local rs = con:query(table.concat(parts, " UNION ALL "))
   local picked = {}
+  local id_column = narrow and 2 or 10
   for _ = 1, rs.nrows do
     local row = rs:fetch_row()
-    if row[1] ~= nil then picked[#picked + 1] = { row[10], camps[math.min(tonumber(row[1]), #camps)] } end
+    if row[1] ~= nil then picked[#picked + 1] = { row[id_column], camps[math.min(tonumber(row[1]), #camps)] } end
   end
   if #picked == 0 then return end
   seq = seq + 1
@@ -93,6 +105,18 @@ local function service(camps, want)
   end
   for _, c in ipairs(camps) do
     if got[c] then totals[#totals + 1] = " WHEN " .. ids_of[c] .. " THEN issued + " .. got[c] end
+  end
+  if SHAPE == "service-plain-update" then
+    local vals = {}
+    for _, c in ipairs(camps) do
+      if got[c] then vals[#vals + 1] = "(" .. ids_of[c] .. "," .. DAY .. "," .. got[c] .. ")" end
+    end
+    con:query("UPDATE codes SET status = 1, issued_at = UTC_TIMESTAMP(), issue_day = " .. DAY
+      .. ", issued_to = CASE id" .. table.concat(users) .. " END, claim_id = CASE id"
+      .. table.concat(claims) .. " END WHERE id IN (" .. table.concat(listed, ",") .. ")")
+    con:query("INSERT INTO campaign_day_counters (campaign_id, day, issued) VALUES "
+      .. table.concat(vals, ",") .. " ON DUPLICATE KEY UPDATE issued = issued + VALUES(issued)")
+    return
   end
   con:query("UPDATE codes c STRAIGHT_JOIN campaign_day_counters d FORCE INDEX (PRIMARY) "
     .. "ON d.campaign_id = c.campaign_id AND d.day = " .. DAY .. " SET c.status = 1, "
