@@ -36,7 +36,7 @@ pub enum StartupError {
 
 /// Prepared statements each pooled MySQL/MariaDB connection keeps: every shape the claim path
 /// sends, with room to spare. The server's `max_prepared_stmt_count` (16,382 by default) bounds
-/// the sum over all connections of every instance; a claim-path connection uses about 100.
+/// the sum over all connections of every instance; a claim-path connection uses about 150.
 const STATEMENT_CACHE_CAPACITY: usize = 256;
 
 /// Opens the connection pool described by `settings`.
@@ -65,7 +65,8 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, StartupE
     // seen may still lead there, so the pool closes it instead of handing it out.
     //
     // Every connection keeps each statement shape of the claim path prepared: the claim queries
-    // pad their lists to powers of two, so they come in about a hundred shapes, and sqlx's
+    // pad their lists to powers of two (the locking pick: one part per campaign up to 64), so
+    // they come in about a hundred and fifty shapes, and sqlx's
     // default cache (100) would evict one shape for another under spread load. An eviction
     // sends COM_STMT_CLOSE, which has no answer, so the next statement waits behind Nagle's
     // algorithm for the server's delayed ACK: about 40 ms per statement (sqlx leaves

@@ -35,6 +35,7 @@ on_both_backends! {
     a_counter_the_exact_count_corrects_counts_the_codes_issued_with_it => a_counter_the_exact_count_corrects_counts_the_codes_issued_with_it;
     a_round_of_two_campaigns_issues_where_codes_are_left_and_refuses_where_none_are => a_round_of_two_campaigns_issues_where_codes_are_left_and_refuses_where_none_are;
     a_round_short_above_the_pick_cursor_takes_only_what_is_missing_below_it => a_round_short_above_the_pick_cursor_takes_only_what_is_missing_below_it;
+    rounds_of_many_campaigns_issue_each_campaign_its_own_codes => rounds_of_many_campaigns_issue_each_campaign_its_own_codes;
 }
 
 fn at(rfc3339: &str) -> DateTime<Utc> {
@@ -703,6 +704,66 @@ async fn a_round_of_two_campaigns_issues_where_codes_are_left_and_refuses_where_
         );
     }
     assert_eq!(answers[1], [Err(ClaimRefusal::OutOfStock)]);
+    assert_books_balance(&app).await;
+}
+
+/// A round of 70 campaigns (one or two users each) and then one of three: every user gets a
+/// code of their own campaign. On MariaDB the locking statement picks with one part a campaign
+/// up to 64 campaigns and pads beyond (the first round's 70 parts become 128, the padding
+/// picking nothing); the second round's three parts are not padded at all.
+async fn rounds_of_many_campaigns_issue_each_campaign_its_own_codes(app: TestApp) {
+    use giftcodes::claim::ClaimOutcome;
+    use giftcodes::claim::round::WriterMemory;
+
+    let mut campaigns = Vec::new();
+    for i in 0..70 {
+        let id = app
+            .create_campaign(json!({ "name": format!("Spread {i}") }))
+            .await;
+        app.load_codes(&id, &format!("C{i}"), 3).await;
+        campaigns.push((id.parse::<uuid::Uuid>().unwrap(), format!("C{i}-")));
+    }
+    let mut memory = WriterMemory::default();
+    for round in [&campaigns[..], &campaigns[1..4]] {
+        // Users are distinct across campaigns too (the books' check counts distinct users).
+        let users: Vec<Vec<String>> = round
+            .iter()
+            .enumerate()
+            .map(|(i, (_, prefix))| match (round.len(), i % 2) {
+                (70, 0) => vec![format!("{prefix}a"), format!("{prefix}b")],
+                (70, _) => vec![format!("{prefix}a")],
+                _ => vec![format!("{prefix}c")],
+            })
+            .collect();
+        let users: Vec<Vec<&str>> = users
+            .iter()
+            .map(|users| users.iter().map(String::as_str).collect())
+            .collect();
+        let claims: Vec<(uuid::Uuid, &[&str])> = round
+            .iter()
+            .zip(&users)
+            .map(|((id, _), users)| (*id, &users[..]))
+            .collect();
+        let answers = answers_of_a_round(&app, &claims, CounterLocks::Skip, &mut memory).await;
+        for ((_, prefix), answers) in round.iter().zip(answers) {
+            for answer in answers {
+                match answer {
+                    Ok(ClaimOutcome::Issued(claim)) => {
+                        assert!(
+                            claim.code.starts_with(prefix.as_str()),
+                            "{prefix}: {claim:?}"
+                        )
+                    }
+                    other => panic!("{prefix}: {other:?}"),
+                }
+            }
+        }
+    }
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM codes WHERE status = 1")
+            .await,
+        108
+    );
     assert_books_balance(&app).await;
 }
 
