@@ -19,19 +19,20 @@
 #
 # How to run (from anywhere; needs the local MariaDB answering as root on its socket):
 #   bash bench/shapes.sh                      # ~4 min
-# Knobs: SHAPES="service service-no-counter-lock floor floor-counter-lock" (any of the lua's) ROUNDS=5 SECONDS_PER_TURN=3
-#        BATCH=26 (a round's claims at 1 x 200 with two writers) CAMPAIGNS=200 STOCK=6000
+# Knobs: SHAPES="service service-padded-picks service-no-counter-lock service-late-counter floor
+#        floor-two-transactions" (any of the lua's) ROUNDS=5 SECONDS_PER_TURN=3
+#        BATCH=26 (a round's claims at 1 x 200 with two writers) CAMPAIGNS=200 STOCK=9000
 #        MYSQL_SOCKET=/run/mysqld/mysqld.sock BENCH_SKIP_BUILD=1
 # The database is dropped on exit. Compare shapes within one run only.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-SHAPES=${SHAPES:-"service service-no-counter-lock floor floor-counter-lock"}
+SHAPES=${SHAPES:-"service service-padded-picks service-no-counter-lock service-late-counter floor floor-two-transactions"}
 ROUNDS=${ROUNDS:-5}
 SECONDS_PER_TURN=${SECONDS_PER_TURN:-3}
 BATCH=${BATCH:-26}
 CAMPAIGNS=${CAMPAIGNS:-200}
-STOCK=${STOCK:-6000}
+STOCK=${STOCK:-9000}
 MYSQL_SOCKET=${MYSQL_SOCKET:-/run/mysqld/mysqld.sock}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN="$TARGET_DIR/release/giftcodes"
