@@ -18,7 +18,7 @@
 #      over the cheapest, and writes bench/results/<UTC YYYYmmdd-HHMMSS>-<git short hash>-shapes.json.
 #
 # How to run (from anywhere; needs the local MariaDB answering as root on its socket):
-#   bash bench/shapes.sh                      # ~4 min
+#   bash bench/shapes.sh                      # ~3 min
 # Knobs: SHAPES="service service-padded-picks service-no-counter-lock service-late-counter floor
 #        floor-two-transactions" (any of the lua's) ROUNDS=5 SECONDS_PER_TURN=3
 #        BATCH=26 (a round's claims at 1 x 200 with two writers) CAMPAIGNS=200 STOCK=9000
