@@ -99,10 +99,12 @@ fi
 (cd "$ts" && ./node_modules/.bin/redocly lint "$repo/openapi.yaml") > "$work/redocly-full.log" 2>&1
 note "redocly lint: $(grep -Eo 'You have [0-9]+ warnings?' "$work/redocly-full.log" || echo 'no warnings'), 0 errors"
 
-# 5. schemathesis.
+# 5. schemathesis. Every check is on by default; `--checks all` is not passed because a check
+# named on the command line overrides the config's per-operation `enabled = false` (the
+# read-back check on the claim operations, clients/schemathesis.toml).
 st_status=0
 (cd "$work" && timeout 200 "$venv/bin/schemathesis" --config-file "$repo/clients/schemathesis.toml" \
-  run "$repo/openapi.yaml" --url "$GIFTCODES_E2E_BASE_URL" --checks all \
+  run "$repo/openapi.yaml" --url "$GIFTCODES_E2E_BASE_URL" \
   --max-examples "${ST_MAX_EXAMPLES:-100}" --seed "${ST_SEED:-20261123}" --no-color) \
   > "$work/schemathesis.log" 2>&1 || st_status=$?
 cases=$(grep -E '^ +[0-9]+ generated' "$work/schemathesis.log" | sed 's/^ *//')
