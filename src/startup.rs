@@ -66,11 +66,11 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, StartupE
     //
     // Every connection keeps each statement shape of the claim path prepared: the claim queries
     // pad their lists to powers of two (the locking pick: one part per campaign up to 64), so
-    // they come in about a hundred and fifty shapes, and sqlx's
-    // default cache (100) would evict one shape for another under spread load. An eviction
-    // sends COM_STMT_CLOSE, which has no answer, so the next statement waits behind Nagle's
-    // algorithm for the server's delayed ACK: about 40 ms per statement (sqlx leaves
-    // TCP_NODELAY off), which held rounds over 1,000 campaigns at 220 ms.
+    // they come in about a hundred and fifty shapes, and sqlx's default cache (100) would
+    // evict one shape for another under spread load. An eviction sends COM_STMT_CLOSE, which
+    // has no answer, so the next statement waits behind Nagle's algorithm for the server's
+    // delayed ACK: about 40 ms per statement (sqlx leaves TCP_NODELAY off), which held rounds
+    // over 1,000 campaigns at 220 ms.
     options.map_sqlx_mysql_opts(|mysql| mysql.statement_cache_capacity(STATEMENT_CACHE_CAPACITY));
     let lock_wait_secs = settings.claim_timeout_ms.div_ceil(1000).max(1);
     let idle_transaction_secs = settings.db_idle_transaction_secs;

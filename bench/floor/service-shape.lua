@@ -90,6 +90,14 @@ local function counter_lock(camps, slots)
     .. table.concat(keys, ",") .. ") ORDER BY d.campaign_id, d.day FOR UPDATE SKIP LOCKED)"
 end
 
+-- A plain UPDATE of the codes `listed` with the service's columns: the issue time, and users
+-- and claim ids through the CASE lists `users` and `claims` (" WHEN id THEN value" each).
+local function update_codes_as_the_service(users, claims, listed)
+  con:query("UPDATE codes SET status = 1, issued_at = UTC_TIMESTAMP(), issue_day = " .. DAY
+    .. ", issued_to = CASE id" .. table.concat(users) .. " END, claim_id = CASE id"
+    .. table.concat(claims) .. " END WHERE id IN (" .. table.concat(listed, ",") .. ")")
+end
+
 local function service(camps, want)
   local slots = pow2(#camps)
   local parts = {}
@@ -130,9 +138,7 @@ local function service(camps, want)
     if got[c] then totals[#totals + 1] = " WHEN " .. ids_of[c] .. " THEN issued + " .. got[c] end
   end
   if SHAPE == "service-late-counter" then
-    con:query("UPDATE codes SET status = 1, issued_at = UTC_TIMESTAMP(), issue_day = " .. DAY
-      .. ", issued_to = CASE id" .. table.concat(users) .. " END, claim_id = CASE id"
-      .. table.concat(claims) .. " END WHERE id IN (" .. table.concat(listed, ",") .. ")")
+    update_codes_as_the_service(users, claims, listed)
     local keys, bumps = {}, {}
     for _, c in ipairs(camps) do
       if got[c] then
@@ -153,9 +159,7 @@ local function service(camps, want)
     for _, c in ipairs(camps) do
       if got[c] then vals[#vals + 1] = "(" .. ids_of[c] .. "," .. DAY .. "," .. got[c] .. ")" end
     end
-    con:query("UPDATE codes SET status = 1, issued_at = UTC_TIMESTAMP(), issue_day = " .. DAY
-      .. ", issued_to = CASE id" .. table.concat(users) .. " END, claim_id = CASE id"
-      .. table.concat(claims) .. " END WHERE id IN (" .. table.concat(listed, ",") .. ")")
+    update_codes_as_the_service(users, claims, listed)
     con:query("INSERT INTO campaign_day_counters (campaign_id, day, issued) VALUES "
       .. table.concat(vals, ",") .. " ON DUPLICATE KEY UPDATE issued = issued + VALUES(issued)")
     return
@@ -174,6 +178,15 @@ local function halves(list)
   return a, b
 end
 
+-- `list` as the groups one statement each: its two halves for SHAPE `split`, else itself.
+local function statement_groups(list, split)
+  if SHAPE == split and #list > 1 then
+    local first, second = halves(list)
+    return { first, second }
+  end
+  return { list }
+end
+
 local function floor(camps, want)
   if SHAPE == "floor-counter-lock" then con:query(counter_lock(camps, pow2(#camps))) end
   local parts, ids = {}, {}
@@ -182,32 +195,20 @@ local function floor(camps, want)
       .. ids_of[c] .. " AND status=0 AND issue_day IS NULL ORDER BY id LIMIT " .. want[c]
       .. " FOR UPDATE SKIP LOCKED)"
   end
-  local groups = { parts }
-  if SHAPE == "floor-split-picks" and #parts > 1 then
-    local first, second = halves(parts)
-    groups = { first, second }
-  end
-  for _, group in ipairs(groups) do
+  for _, group in ipairs(statement_groups(parts, "floor-split-picks")) do
     local rs = con:query(table.concat(group, " UNION ALL "))
     for _ = 1, rs.nrows do ids[#ids + 1] = rs:fetch_row()[1] end
   end
   if #ids == 0 then return end
   seq = seq + 1
-  local id_groups = { ids }
-  if SHAPE == "floor-split-update" and #ids > 1 then
-    local first, second = halves(ids)
-    id_groups = { first, second }
-  end
-  for _, group in ipairs(id_groups) do
+  for _, group in ipairs(statement_groups(ids, "floor-split-update")) do
     if SHAPE == "floor-service-columns" then
       local users, claims = {}, {}
       for i, id in ipairs(group) do
         users[i] = " WHEN " .. id .. " THEN 'u" .. run .. "-" .. sysbench.tid .. "-" .. seq .. "-" .. i .. "'"
         claims[i] = " WHEN " .. id .. " THEN X'" .. hex32() .. "'"
       end
-      con:query("UPDATE codes SET status=1, issued_at = UTC_TIMESTAMP(), issue_day=" .. DAY
-        .. ", issued_to = CASE id" .. table.concat(users) .. " END, claim_id = CASE id"
-        .. table.concat(claims) .. " END WHERE id IN (" .. table.concat(group, ",") .. ")")
+      update_codes_as_the_service(users, claims, group)
     else
       con:query("UPDATE codes SET status=1, issue_day=" .. DAY .. ", issued_to=CONCAT('u" .. run .. "-"
         .. sysbench.tid .. "-" .. seq .. "-', id) WHERE id IN (" .. table.concat(group, ",") .. ")")
@@ -215,12 +216,7 @@ local function floor(camps, want)
   end
   local vals = {}
   for _, c in ipairs(camps) do vals[#vals + 1] = "(" .. ids_of[c] .. "," .. DAY .. "," .. want[c] .. ")" end
-  local val_groups = { vals }
-  if SHAPE == "floor-split-counters" and #vals > 1 then
-    local first, second = halves(vals)
-    val_groups = { first, second }
-  end
-  for _, group in ipairs(val_groups) do
+  for _, group in ipairs(statement_groups(vals, "floor-split-counters")) do
     con:query("INSERT INTO campaign_day_counters (campaign_id, day, issued) VALUES "
       .. table.concat(group, ",") .. " ON DUPLICATE KEY UPDATE issued = issued + VALUES(issued)")
   end

@@ -12,7 +12,7 @@ use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Value};
 use uuid::Uuid;
 
 use crate::store::codes::IssuedClaim;
-use crate::store::{CodeStatus, padded, placeholders, statement};
+use crate::store::{CodeStatus, padded, padded_to, placeholders, statement};
 
 /// A campaign-day counter's key.
 pub type DayKey = (Uuid, NaiveDate);
@@ -256,10 +256,10 @@ const EXACT_PICK_PARTS_UP_TO: usize = 64;
 /// How many pick parts [`lock_days_and_pick`] sends for `parts` campaigns: exactly as many up
 /// to [`EXACT_PICK_PARTS_UP_TO`] (a round at the default batch size), the next power of two
 /// beyond. A padding part (`LIMIT 0`) still costs the server a table open and an index dive:
-/// padded to powers of two, rounds of 26 claims over 200 campaigns cost the database 4–10 µs
-/// a claim more (`bench/shapes.sh`, `service-exact-picks`). The number of parts also fixes
-/// the number of keys, so the statement comes in at most 64 shapes (plus one per power of two
-/// above) a lock mode: within the connection's statement cache (`startup`).
+/// padded to powers of two, rounds of 26 claims over 200 campaigns cost the database 2–8 µs
+/// a claim more (`bench/shapes.sh`, `service-padded-picks` against `service`). The number of
+/// parts also fixes the number of keys, so the statement comes in at most 64 shapes (plus one
+/// per power of two above) a lock mode: within the connection's statement cache (`startup`).
 fn locking_pick_slots(parts: usize) -> usize {
     if parts <= EXACT_PICK_PARTS_UP_TO {
         parts
@@ -424,8 +424,7 @@ pub async fn pick_available(
 /// order; padding parts repeat the last one with `n = 0`.
 fn pick_values(parts: &[PickPart], slots: usize) -> Vec<Value> {
     let mut values = Vec::with_capacity(5 * slots);
-    for slot in 0..slots {
-        let part = &parts[slot.min(parts.len() - 1)];
+    for (slot, part) in padded_to(parts, slots).enumerate() {
         values.push(part.campaign_id.into());
         values.push((CodeStatus::Available as i16).into());
         values.push(part.ids.after.into());

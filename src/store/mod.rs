@@ -114,7 +114,11 @@ impl CodeStatus {
 /// the driver's prepared-statement cache always hits (a miss costs a prepare round trip that
 /// stalled claims by ~45 ms under load). Repeats are harmless in `IN (…)` and `CASE`.
 pub(crate) fn padded<T>(items: &[T]) -> impl Iterator<Item = &T> {
-    let slots = items.len().next_power_of_two();
+    padded_to(items, items.len().next_power_of_two())
+}
+
+/// `items` repeated up to `slots` in length (at least `items.len()`; the last one repeats).
+pub(crate) fn padded_to<T>(items: &[T], slots: usize) -> impl Iterator<Item = &T> {
     (0..slots).map(move |i| &items[i.min(items.len() - 1)])
 }
 

@@ -723,17 +723,18 @@ async fn rounds_of_many_campaigns_issue_each_campaign_its_own_codes(app: TestApp
         app.load_codes(&id, &format!("C{i}"), 3).await;
         campaigns.push((id.parse::<uuid::Uuid>().unwrap(), format!("C{i}-")));
     }
+    // Each round with the user names it gives campaign number `i` of the round (suffixes of the
+    // campaign's code prefix, so users are distinct across campaigns: the books' check counts
+    // distinct users).
+    let first: fn(usize) -> &'static [&'static str] =
+        |i| if i % 2 == 0 { &["a", "b"] } else { &["a"] };
+    let second: fn(usize) -> &'static [&'static str] = |_| &["c"];
     let mut memory = WriterMemory::default();
-    for round in [&campaigns[..], &campaigns[1..4]] {
-        // Users are distinct across campaigns too (the books' check counts distinct users).
+    for (round, suffixes) in [(&campaigns[..], first), (&campaigns[1..4], second)] {
         let users: Vec<Vec<String>> = round
             .iter()
             .enumerate()
-            .map(|(i, (_, prefix))| match (round.len(), i % 2) {
-                (70, 0) => vec![format!("{prefix}a"), format!("{prefix}b")],
-                (70, _) => vec![format!("{prefix}a")],
-                _ => vec![format!("{prefix}c")],
-            })
+            .map(|(i, (_, prefix))| suffixes(i).iter().map(|s| format!("{prefix}{s}")).collect())
             .collect();
         let users: Vec<Vec<&str>> = users
             .iter()
